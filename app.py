@@ -1,0 +1,44 @@
+"""Gradio demo of a trained run: prediction, Grad-CAM, training curves, misclassified images.
+
+    python app.py                                  # the bundled checkpoint
+    python app.py --model runs/fast --share        # another run folder, with a public link
+    python app.py --model USER/REPO                # a run pushed to the Hugging Face Hub
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+HERE = Path(__file__).parent
+DEFAULT_MODEL = HERE / "checkpoints" / "resnet18-cifar10"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="run folder or Hub repo id")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from cifar.demo import build_demo
+    from cifar.run_folder import load_run
+
+    try:
+        run = load_run(args.model)
+    except Exception as error:  # a clear line instead of a traceback wall: see run_folder.load_run
+        sys.exit(f"error: cannot load model {args.model!r}: {error}")
+    examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
+    demo = build_demo(run, examples)
+    demo.queue(default_concurrency_limit=4, max_size=64).launch(
+        server_name=args.host, server_port=args.port, share=args.share, max_file_size="10mb", show_error=True)
+
+
+if __name__ == "__main__":
+    main()

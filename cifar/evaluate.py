@@ -1,0 +1,83 @@
+"""Inference over arrays: logits with test-time augmentation, and the test metrics of a run."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import eval_batches
+
+TTA_MODES = ("none", "flip", "flip_translate")
+
+
+def to_model_input(images: torch.Tensor, device) -> torch.Tensor:
+    """uint8 NCHW -> float [0, 1] NCHW on `device`, channels_last (the model normalizes)."""
+    images = images.to(device, non_blocking=True).float().div_(255)
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def tta_logits(model, images: torch.Tensor, tta: str = "flip") -> torch.Tensor:
+    """Mean logits over the views of `images` (float NCHW in [0, 1]).
+
+    flip: the image and its mirror. flip_translate: also both shifted by 2 pixels
+    (reflect-padded), the translations the model saw in training.
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
+    views = [images]
+    if tta != "none":
+        views.append(images.flip(3))
+    if tta == "flip_translate":
+        padded = F.pad(torch.cat(views), (2, 2, 2, 2), mode="reflect")
+        views += [padded[..., :32, :32], padded[..., 4:, 4:]]
+    logits = model(torch.cat(views))
+    return torch.stack(logits.split(len(images))).mean(0)
+
+
+@torch.no_grad()
+def predict_arrays(model, x: np.ndarray, tta: str = "none", batch_size: int = 500, device="cpu") -> np.ndarray:
+    """Logits (N, classes) for uint8 NHWC images."""
+    model.eval()
+    out = [tta_logits(model, to_model_input(batch, device), tta).float().cpu() for batch in eval_batches(x, batch_size)]
+    return torch.cat(out).numpy()
+
+
+def loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    logits_t = torch.from_numpy(logits)
+    loss = F.cross_entropy(logits_t, torch.from_numpy(y)).item()
+    return loss, float((logits.argmax(1) == y).mean())
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return torch.from_numpy(logits).softmax(1).numpy()
+
+
+def test_report(model, x: np.ndarray, y: np.ndarray, classes: list, tta: str, device="cpu"):
+    """(metrics dict, misclassified arrays) for a trained model on the test set."""
+    plain = predict_arrays(model, x, "none", device=device)
+    augmented = predict_arrays(model, x, tta, device=device) if tta != "none" else plain
+    predicted = augmented.argmax(1)
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (y, predicted), 1)
+    per_class = confusion.diagonal() / confusion.sum(1).clip(min=1)
+    plain_loss, plain_accuracy = loss_and_accuracy(plain, y)
+    metrics = {
+        "test_images": int(len(y)),
+        "test_accuracy": plain_accuracy,
+        "test_loss": plain_loss,
+        "tta": tta,
+        "test_accuracy_tta": loss_and_accuracy(augmented, y)[1],
+        "per_class_accuracy": {name: float(acc) for name, acc in zip(classes, per_class)},
+        "confusion_matrix": confusion.tolist(),
+        "classes": list(classes),
+    }
+    wrong = np.flatnonzero(predicted != y)
+    probabilities = softmax(augmented)
+    misclassified = {
+        "images": x[wrong],
+        "true": y[wrong],
+        "predicted": predicted[wrong],
+        "confidence": probabilities[wrong, predicted[wrong]].astype(np.float32),
+        "index": wrong,
+    }
+    return metrics, misclassified

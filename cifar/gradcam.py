@@ -1,0 +1,113 @@
+"""Grad-CAM and Grad-CAM++, our own implementation (the original project's point).
+
+Like pytorch-grad-cam: `BaseCAM` owns the hook on the target layer and its cleanup (a context
+manager, so no hook outlives a call, even one that raises), and each method only says how to weight
+the activation channels from their gradients.
+
+Safe under concurrent requests on one shared model: the hook records activations only for the
+thread that registered it, and gradients are taken with `torch.autograd.grad` with respect to that
+activation, so no `.grad` on the shared parameters is ever written.
+"""
+
+import threading
+from contextlib import contextmanager
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# The layers the app offers: each stage's output, and the original project's layer.
+STAGE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+DEFAULT_LAYER = "layer4.1.conv2"
+
+
+def layer_names(model: torch.nn.Module) -> list:
+    return [name for name, _ in model.named_modules() if name]
+
+
+class BaseCAM:
+    def __init__(self, model: torch.nn.Module, target_layer: str):
+        modules = dict(model.named_modules())
+        if target_layer not in modules or not target_layer:
+            raise ValueError(f"unknown layer {target_layer!r}; try one of {', '.join(STAGE_LAYERS + (DEFAULT_LAYER,))}")
+        self.model, self.target_layer, self.layer = model, target_layer, modules[target_layer]
+
+    def weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) activations and gradients -> (N, C) channel weights."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _capture(self):
+        captured, owner = {}, threading.get_ident()
+
+        def hook(module, inputs, output):
+            if threading.get_ident() == owner:
+                captured["activations"] = output
+
+        handle = self.layer.register_forward_hook(hook)
+        try:
+            yield captured
+        finally:
+            handle.remove()
+
+    def __call__(self, images: torch.Tensor, target_classes=None):
+        """Heatmaps for float [0, 1] images (N, 3, H, W).
+
+        target_classes: None (each image's predicted class), an int, or one int per image.
+        Returns (cams, logits): cams (N, H, W) float32 in [0, 1] at the input size, logits (N, classes).
+        """
+        self.model.eval()
+        with self._capture() as captured, torch.enable_grad():
+            logits = self.model(images)
+            if "activations" not in captured:
+                raise RuntimeError(f"layer {self.target_layer!r} did not run in the forward pass")
+            activations = captured["activations"]
+            if target_classes is None:
+                targets = logits.argmax(1)
+            else:
+                targets = torch.as_tensor(target_classes, device=logits.device).expand(len(images))
+            score = logits.gather(1, targets.view(-1, 1)).sum()
+            (gradients,) = torch.autograd.grad(score, activations)
+        with torch.no_grad():
+            weights = self.weights(activations, gradients)
+            cams = F.relu((weights[:, :, None, None] * activations).sum(1, keepdim=True))
+            cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+            low = cams.amin((1, 2), keepdim=True)
+            cams = (cams - low) / ((cams.amax((1, 2), keepdim=True) - low) + 1e-7)
+        return cams.float().cpu().numpy(), logits.detach()
+
+
+class GradCAM(BaseCAM):
+    """Selvaraju et al. 2017: channel weight = mean gradient over the spatial positions."""
+
+    def weights(self, activations, gradients):
+        return gradients.mean((2, 3))
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """Chattopadhay et al. 2018: per-position weights from 2nd/3rd-order gradient terms, so several
+    instances of a class all light up instead of the most salient one alone."""
+
+    def weights(self, activations, gradients):
+        grads2 = gradients.pow(2)
+        grads3 = grads2 * gradients
+        sum_activations = activations.sum((2, 3), keepdim=True)
+        alpha = grads2 / (2 * grads2 + sum_activations * grads3 + 1e-6)
+        alpha = torch.where(gradients != 0, alpha, torch.zeros_like(alpha))
+        return (F.relu(gradients) * alpha).sum((2, 3))
+
+
+METHODS = {"Grad-CAM": GradCAM, "Grad-CAM++": GradCAMPlusPlus}
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Blend a [0, 1] heatmap (JET colormap) onto an RGB uint8 image; `opacity` is the heatmap's
+    weight: 0 shows the image alone, 1 the heatmap alone."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    height, width = image.shape[:2]
+    cam = cv2.resize(cam.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    heat = cv2.applyColorMap(np.uint8(255 * cam.clip(0, 1)), cv2.COLORMAP_JET)
+    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
+    return np.uint8((1 - opacity) * image + opacity * heat)

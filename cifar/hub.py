@@ -1,0 +1,121 @@
+"""The Hugging Face Hub side: the model card of a run folder, and pushing the folder."""
+
+import json
+from pathlib import Path
+
+from huggingface_hub import HfApi, get_token
+
+from .training import STATE_NAME
+
+# What stays local: the resume state (optimizer etc.) and half-written files.
+NOT_PUSHED = [STATE_NAME, "*.tmp"]
+
+
+class PushError(RuntimeError):
+    """A push that failed; the message says why and what to do. The local run is untouched."""
+
+
+def model_card(metrics: dict, history: dict, run_info: dict) -> str:
+    config = history["config"]
+    accuracy, accuracy_tta = 100 * metrics["test_accuracy"], 100 * metrics["test_accuracy_tta"]
+    per_class = "\n".join(f"| {name} | {100 * acc:.1f}% |" for name, acc in metrics["per_class_accuracy"].items())
+    recipe = "\n".join(f"| `{k}` | `{v}` |" for k, v in config.items())
+    minutes = sum(e["seconds"] for e in history["epochs"]) / 60
+    return f"""---
+library_name: pytorch
+license: mit
+tags: [image-classification, cifar10, resnet18, grad-cam]
+datasets: [cifar10]
+metrics: [accuracy]
+model-index:
+- name: cifar-resnet18
+  results:
+  - task: {{type: image-classification}}
+    dataset: {{name: CIFAR-10, type: cifar10, split: test}}
+    metrics:
+    - {{type: accuracy, value: {accuracy:.2f}, name: test accuracy}}
+    - {{type: accuracy, value: {accuracy_tta:.2f}, name: test accuracy ({metrics['tta']} TTA)}}
+---
+
+# CIFAR-10 ResNet-18
+
+A ResNet-18 (CIFAR variant: 3x3 stem, no max-pool, 11,173,962 parameters) trained from scratch on
+CIFAR-10 with the `train.py` of cifar-resnet-gradcam. Weights are stored in fp16
+(`model.safetensors`); all numbers below were measured on exactly these weights.
+
+| | |
+|---|---|
+| test accuracy | **{accuracy:.2f}%** |
+| test accuracy with {metrics['tta']} test-time augmentation | **{accuracy_tta:.2f}%** |
+| test images | {metrics['test_images']:,} |
+| epochs | {len(history['epochs'])} |
+| trained on | {run_info['device']} |
+| training time | {minutes:.1f} min |
+| training set | {run_info['train_images']:,} images |
+
+## Use
+
+```python
+from cifar.model import ResNet18
+model = ResNet18.from_pretrained("path/or/user-repo")  # input: (N, 3, 32, 32) floats in [0, 1]
+```
+
+or run the Gradio demo: `python app.py --model path/or/user-repo`.
+
+## Curves
+
+![accuracy](accuracy.png)
+![loss](loss.png)
+
+## Per-class test accuracy ({metrics['tta']} TTA)
+
+| class | accuracy |
+|---|---|
+{per_class}
+
+## Training recipe
+
+SGD with Nesterov momentum, cross-entropy with label smoothing, one-cycle learning rate;
+Albumentations augmentation (reflect-pad + random crop, horizontal flip, cutout). Reproduce with:
+
+```
+{run_info['command']}
+```
+
+| hyperparameter | value |
+|---|---|
+{recipe}
+
+## Files
+
+`model.safetensors` + `config.json` (weights, classes, normalization), `history.json` (per-epoch
+curves), `metrics.json` (accuracy, per-class accuracy, confusion matrix), `misclassified.npz` (every
+misclassified test image with true label, prediction and confidence), `accuracy.png`, `loss.png`,
+`confusion_matrix.png`.
+"""
+
+
+def push_run(run_dir: Path, repo_id: str, token: str | None = None, private: bool = False) -> str:
+    """Upload a finished run folder to a Hub model repo; returns the repo URL."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.safetensors").is_file() or not (run_dir / "config.json").is_file():
+        raise PushError(f"{run_dir} is not a finished run folder (no model.safetensors/config.json)")
+    token = token or get_token()
+    if not token:
+        raise PushError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then push again with "
+                        f"`python train.py --push-only --out {run_dir} --push-to-hub {repo_id}`")
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=run_dir, ignore_patterns=NOT_PUSHED,
+                          commit_message="Upload run folder from cifar-resnet-gradcam")
+    except Exception as error:  # network, auth, permissions: all end the same way for the user
+        reason = str(error).replace(token, "***").splitlines()[0] if str(error) else type(error).__name__
+        raise PushError(f"push of {run_dir} to {repo_id} failed ({type(error).__name__}: {reason}). "
+                        f"The run folder is intact; retry with `python train.py --push-only --out {run_dir} "
+                        f"--push-to-hub {repo_id}`") from None
+    return str(url)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,59 @@
+"""From an uploaded picture to what the model sees, and back to something a person can look at."""
+
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+import torch
+
+from .evaluate import to_model_input, tta_logits
+
+INPUT_SIZE = 32
+DISPLAY_SIZE = 256  # the side of every image the app shows: 32x32 is too small to see
+
+
+def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """Any PIL image (EXIF-rotated, grayscale, palette, RGBA, 16-bit, CMYK) -> upright 8-bit RGB.
+
+    Transparent pixels become white, which is what a viewer shows for them."""
+    image = PIL.ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        image = PIL.Image.fromarray(np.uint8(255 * array / max(array.max(), 1)))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        white = PIL.Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = PIL.Image.alpha_composite(white, image)
+    return image.convert("RGB")
+
+
+def square(image: PIL.Image.Image) -> PIL.Image.Image:
+    """Center crop to a square: CIFAR objects are centered and fill the frame."""
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def prepare(image: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """(32x32 uint8 RGB model input, DISPLAY_SIZE uint8 RGB view of the same crop)."""
+    cropped = square(to_rgb(image))
+    small = cropped.resize((INPUT_SIZE, INPUT_SIZE), PIL.Image.Resampling.BOX, reducing_gap=None)
+    display = cropped.resize((DISPLAY_SIZE, DISPLAY_SIZE), PIL.Image.Resampling.BICUBIC)
+    return np.asarray(small), np.asarray(display)
+
+
+def enlarge(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
+    """Nearest-neighbour upscale, so a 32x32 image shows its real pixels."""
+    return np.asarray(PIL.Image.fromarray(image).resize((size, size), PIL.Image.Resampling.NEAREST))
+
+
+def image_tensor(images: np.ndarray, device="cpu") -> torch.Tensor:
+    """uint8 (N, 32, 32, 3) or (32, 32, 3) -> float model input."""
+    images = images[None] if images.ndim == 3 else images
+    return to_model_input(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), device)
+
+
+@torch.no_grad()
+def probabilities(model, image: np.ndarray, tta: str = "flip") -> np.ndarray:
+    """Class probabilities for one 32x32 uint8 RGB image."""
+    model.eval()
+    return tta_logits(model, image_tensor(image), tta).softmax(1)[0].numpy()

@@ -1,0 +1,116 @@
+"""Train the CIFAR-10 ResNet-18 and write a run folder (see cifar/run_folder.py).
+
+    python train.py --data-dir ../shared/cifar10 --out runs/fast          # the 4-epoch recipe
+    python train.py --data-dir ../shared/cifar10 --out runs/fast --resume # after an interruption
+    python train.py --recipe seed --out runs/seed                         # the original project
+    python train.py --out runs/fast --push-to-hub USER/REPO               # train, then push
+    python train.py --out runs/fast --push-to-hub USER/REPO --push-only   # push a finished run
+"""
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from cifar.config import RECIPES, make_config
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="fast", help="preset hyperparameters")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--cutout", type=int, help="cutout hole size in pixels (0: off)")
+    parser.add_argument("--val-size", type=int, help="training images held out for validation")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--workers", type=int, help="DataLoader workers (default: 0 on CPU, 8 on GPU)")
+    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    parser.add_argument("--data-dir", help="folder with train.npz/test.npz (default: env CIFAR10_DIR, "
+                        "else torchvision downloads into ./data)")
+    parser.add_argument("--out", type=Path, default=Path("runs/latest"), help="run folder")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    parser.add_argument("--push-to-hub", metavar="USER/REPO", help="upload the run folder when done")
+    parser.add_argument("--push-only", action="store_true", help="only push the finished run in --out")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    return parser.parse_args(argv)
+
+
+def check_args(args) -> None:
+    """Everything that can be checked before training, so a bad call fails in seconds, not hours."""
+    for name in ("epochs", "batch_size", "val_size", "workers", "cutout"):
+        value = getattr(args, name)
+        minimum = 1 if name in ("epochs", "batch_size") else (-1 if name == "workers" else 0)
+        if value is not None and value < minimum:
+            sys.exit(f"error: --{name.replace('_', '-')} must be >= {minimum}, got {value}")
+    if args.lr is not None and args.lr <= 0:
+        sys.exit(f"error: --lr must be > 0, got {args.lr}")
+    data_dir = args.data_dir or os.environ.get("CIFAR10_DIR")
+    if data_dir and not args.push_only and not Path(data_dir).is_dir():
+        sys.exit(f"error: data folder {data_dir} does not exist")
+    if args.push_to_hub:
+        from huggingface_hub import get_token
+
+        if not get_token():
+            sys.exit("error: --push-to-hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    elif args.push_only:
+        sys.exit("error: --push-only needs --push-to-hub USER/REPO")
+    if args.push_only:
+        return
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        probe = args.out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        sys.exit(f"error: cannot write to run folder {args.out}: {error.strerror}")
+
+
+def push(args) -> None:
+    from cifar.hub import PushError, push_run
+
+    try:
+        print(f"pushed {args.out} to {push_run(args.out, args.push_to_hub, private=args.private)}")
+    except PushError as error:
+        sys.exit(f"error: {error}")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    check_args(args)
+    if args.push_only:
+        return push(args)
+
+    import torch
+
+    from cifar.data import load_cifar10
+    from cifar.run_folder import finish_run
+    from cifar.training import pick_device, train
+
+    config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         label_smoothing=args.label_smoothing, cutout=args.cutout, val_size=args.val_size,
+                         seed=args.seed, workers=args.workers, compile=args.compile)
+    device = torch.device(args.device) if args.device else pick_device()
+    data = load_cifar10(args.data_dir)
+    started = time.perf_counter()
+    try:
+        model = train(config, data, args.out, resume=args.resume, device=device)
+    except KeyboardInterrupt:
+        sys.exit(f"\ninterrupted: the last finished epoch is saved; continue with the same command plus --resume")
+    except (FileExistsError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    command = "python train.py " + shlex.join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
+    metrics = finish_run(args.out, data, model, {"device": device_name, "command": command}, device)
+    print(f"done in {(time.perf_counter() - started) / 60:.1f} min: test accuracy {100 * metrics['test_accuracy']:.2f}% "
+          f"({100 * metrics['test_accuracy_tta']:.2f}% with {metrics['tta']} TTA); run folder {args.out}")
+    if args.push_to_hub:
+        push(args)
+
+
+if __name__ == "__main__":
+    main()
