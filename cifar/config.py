@@ -4,6 +4,7 @@ The numbers are the ones the recipe was run with; `history.json` of each shipped
 config it used, so a run folder is always self-describing.
 """
 
+import json
 from dataclasses import asdict, dataclass, fields, replace
 
 from .model import CIFAR10_MEAN, CIFAR10_STD
@@ -37,7 +38,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON types (tuples become lists), as stored in history.json."""
+        return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

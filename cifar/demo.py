@@ -93,8 +93,8 @@ class Demo:
             picture = enlarge(images[n], 128)
             if with_gradcam:
                 picture = overlay(picture, cams[n], opacity)
-            caption = (f"true: {self.classes[wrong['true'][i]]} · predicted: {self.classes[wrong['predicted'][i]]} "
-                       f"({100 * wrong['confidence'][i]:.0f}%)")
+            caption = (f"{self.classes[wrong['true'][i]]} → {self.classes[wrong['predicted'][i]]} "
+                       f"{100 * wrong['confidence'][i]:.0f}%")
             gallery.append((picture, caption))
         summary = f"{len(chosen)} shown of {int(keep.sum())} matching ({len(keep)} misclassified test images in all)"
         return gallery, summary
@@ -173,7 +173,7 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
                 predicted_class = gr.Dropdown([ALL] + classes, value=ALL, label="Predicted class")
                 with_gradcam = gr.Checkbox(label=f"Grad-CAM overlay ({DEFAULT_LAYER})")
             summary = gr.Markdown()
-            gallery = gr.Gallery(label="Misclassified test images (most confident mistakes first)", columns=5,
+            gallery = gr.Gallery(label="Misclassified test images: true → predicted (confidence), most confident first", columns=5,
                                  height="auto")
             gallery_inputs = [count, true_class, predicted_class, with_gradcam, opacity]
             show = gr.Button("Show")

@@ -94,7 +94,7 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
     state_path = run_dir / STATE_NAME
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=True)
-        if state["history"]["config"] != json.loads(json.dumps(config.to_dict())):
+        if json.loads(json.dumps(state["history"]["config"])) != config.to_dict():
             raise ValueError(f"{state_path} was made with another config; start a new run folder instead")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

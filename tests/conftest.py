@@ -1,0 +1,49 @@
+import os
+
+# huggingface_hub reads these at import time: set them before anything imports it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+os.environ.pop("HF_TOKEN", None)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from cifar.config import make_config  # noqa: E402
+
+DATASET = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "cifar10")
+
+
+def synthetic_cifar(n_train=64, n_test=32, seed=0) -> dict:
+    """Tiny CIFAR-shaped data: each class a different mean colour, so a model can learn something."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        y = np.arange(n) % 10
+        base = rng.integers(0, 256, (10, 1, 1, 3))
+        x = np.clip(base[y] + rng.integers(-40, 40, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
+        return x, y.astype(np.int64)
+
+    return {"train": split(n_train), "test": split(n_test)}
+
+
+@pytest.fixture
+def tiny_data():
+    return synthetic_cifar()
+
+
+@pytest.fixture
+def tiny_config():
+    return make_config(epochs=2, batch_size=16, lr=0.05, workers=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished run folder from a 1-epoch run on synthetic data (for the app and Hub tests)."""
+    from cifar.run_folder import finish_run
+    from cifar.training import train
+
+    run_dir = tmp_path_factory.mktemp("run")
+    data = synthetic_cifar()
+    model = train(make_config(epochs=1, batch_size=16, lr=0.05, workers=0), data, run_dir, progress=False)
+    finish_run(run_dir, data, model, {"device": "CPU (test)", "command": "pytest"})
+    return run_dir

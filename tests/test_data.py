@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from cifar.config import make_config
+from cifar.data import ArrayDataset, EpochLoader, load_cifar10, split_validation, train_transform
+
+
+def test_load_from_npz_folder(tmp_path):
+    x = np.zeros((5, 32, 32, 3), np.uint8)
+    for split in ("train", "test"):
+        np.savez(tmp_path / f"{split}.npz", x=x, y=np.arange(5))
+    data = load_cifar10(str(tmp_path))
+    assert data["train"][0].shape == (5, 32, 32, 3) and data["test"][1].dtype == np.int64
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train.npz, test.npz"):
+        load_cifar10(str(tmp_path))
+
+
+def test_validation_split_is_disjoint_and_sized():
+    x = np.arange(100)[:, None, None, None].repeat(32, 1).repeat(32, 2).repeat(3, 3).astype(np.uint8)
+    (xt, yt), (xv, yv) = split_validation(x, np.arange(100), 20, seed=0)
+    assert len(xt) == 80 and len(xv) == 20
+    assert not set(yt) & set(yv)
+
+
+def test_train_transform_keeps_uint8_and_cuts_a_hole():
+    config = make_config(cutout=8)
+    image = np.full((32, 32, 3), 7, np.uint8)
+    out = train_transform(config)(image=image)["image"]
+    assert out.dtype == torch.uint8 and out.shape == (3, 32, 32)
+    fill = torch.tensor([round(255 * m) for m in config.mean], dtype=torch.uint8)
+    hole = (out == fill[:, None, None]).all(0)
+    assert 1 <= hole.sum() <= 64  # one 8x8 hole, possibly clipped at the border
+
+
+def augmented_batches(loader, epoch):
+    return torch.cat([images for images, _ in loader.epoch(epoch)])
+
+
+def test_two_workers_do_not_share_an_augmentation_stream(tiny_data):
+    # The same image everywhere: any difference between items comes from the augmentation alone.
+    x = np.repeat(tiny_data["train"][0][:1], 32, axis=0)
+    loader = EpochLoader(ArrayDataset(x, np.zeros(32, np.int64), train_transform(make_config())), batch_size=16,
+                         seed=0, workers=2, pin_memory=False)
+    first, second = augmented_batches(loader, 0).split(16)  # worker 0 makes batch 1, worker 1 batch 2
+    assert not torch.equal(first, second)
+
+
+def test_epoch_order_and_augmentation_depend_only_on_seed_and_epoch(tiny_data):
+    x, y = tiny_data["train"]
+    for workers in (0, 2):
+        make = lambda: EpochLoader(ArrayDataset(x, y, train_transform(make_config())), 16, 0, workers, False)
+        a, b = make(), make()
+        assert torch.equal(augmented_batches(a, 3), augmented_batches(b, 3))
+        assert not torch.equal(augmented_batches(a, 3), augmented_batches(a, 4))

@@ -1,0 +1,112 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from cifar.config import RECIPES, TrainConfig, make_config
+from cifar.run_folder import finish_run
+from cifar.training import STATE_NAME, one_cycle, train
+
+RUN_FILES = {"model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz",
+             "accuracy.png", "loss.png", "confusion_matrix.png", "README.md"}
+
+
+def without_timings(history):
+    return [{k: v for k, v in e.items() if "second" not in k} for e in history["epochs"]]
+
+
+def test_history_is_written_every_epoch(tiny_data, tiny_config, tmp_path):
+    train(tiny_config, tiny_data, tmp_path, progress=False)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"} <= set(history["epochs"][0])
+    assert history["config"] == tiny_config.to_dict()
+
+
+def test_resume_gives_the_same_history_as_an_uninterrupted_run(tiny_data, tiny_config, tmp_path):
+    config = make_config(epochs=3, batch_size=16, lr=0.05, workers=0)
+    whole = train(config, tiny_data, tmp_path / "whole", progress=False)
+    train(config, tiny_data, tmp_path / "split", progress=False, stop_after_epochs=1)  # "killed" after epoch 1
+    resumed = train(config, tiny_data, tmp_path / "split", resume=True, progress=False)
+    read = lambda name: json.loads((tmp_path / name / "history.json").read_text())
+    assert without_timings(read("split")) == without_timings(read("whole"))
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_an_existing_run_is_not_overwritten(tiny_data, tiny_config, tmp_path):
+    train(tiny_config, tiny_data, tmp_path, progress=False, stop_after_epochs=1)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config, tiny_data, tmp_path, progress=False)
+
+
+def test_resume_refuses_another_config(tiny_data, tiny_config, tmp_path):
+    train(tiny_config, tiny_data, tmp_path, progress=False, stop_after_epochs=1)
+    with pytest.raises(ValueError, match="another config"):
+        train(make_config(epochs=2, batch_size=8, workers=0), tiny_data, tmp_path, resume=True, progress=False)
+
+
+def test_finished_run_folder_has_every_artifact(tiny_run):
+    assert RUN_FILES <= {p.name for p in tiny_run.iterdir()}
+    assert not (tiny_run / STATE_NAME).exists()  # optimizer state is not shipped
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    confusion = np.array(metrics["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == metrics["test_images"]
+    assert metrics["test_accuracy_tta"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    with np.load(tiny_run / "misclassified.npz") as wrong:
+        assert len(wrong["images"]) == metrics["test_images"] - np.trace(confusion)
+        assert (wrong["true"] != wrong["predicted"]).all()
+        assert ((0 < wrong["confidence"]) & (wrong["confidence"] <= 1)).all()
+    card = (tiny_run / "README.md").read_text()
+    assert f"{100 * metrics['test_accuracy']:.2f}%" in card
+
+
+def test_one_cycle_shape():
+    multiplier = one_cycle(make_config(warmup=0.25), total_steps=100)
+    assert multiplier(0) == pytest.approx(0.1)
+    assert multiplier(25) == pytest.approx(1.0)
+    assert multiplier(100) == 0.0
+    assert one_cycle(RECIPES["seed"], 100)(50) == 1.0  # the seed recipe keeps lr constant
+
+
+def test_seed_recipe_is_the_original_project():
+    seed = RECIPES["seed"]
+    assert (seed.batch_size, seed.lr, seed.epochs, seed.momentum, seed.mean) == (64, 0.01, 25, 0.0, (0.5, 0.5, 0.5))
+    assert seed.rotate > 0 and seed.cutout > 0
+
+
+def test_config_round_trips_through_json():
+    config = make_config(label_smoothing=0.2)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "-1"], "--epochs must be >= 1"),
+    (["--data-dir", "/nonexistent/cifar"], "does not exist"),
+    (["--out", "/proc/forbidden/run"], "cannot write to run folder"),
+    (["--push-to-hub", "me/model"], "needs a Hugging Face token"),
+    (["--push-only"], "needs --push-to-hub"),
+])
+def test_bad_arguments_fail_fast_with_a_clear_message(argv, message):
+    result = subprocess.run([sys.executable, "train.py", *argv], capture_output=True, text=True, timeout=60,
+                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_cli_end_to_end(tmp_path, tiny_data):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for split, (x, y) in tiny_data.items():
+        np.savez(data_dir / f"{split}.npz", x=x, y=y)
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "train.py", "--data-dir", str(data_dir), "--out", str(out),
+                             "--epochs", "1", "--batch-size", "16"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    assert "--data-dir" in (out / "README.md").read_text()  # the card says how to reproduce the run
