@@ -74,7 +74,7 @@ class BaseCAM:
             cams = F.relu((weights[:, :, None, None] * activations).sum(1, keepdim=True))
             cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
             low = cams.amin((1, 2), keepdim=True)
-            cams = (cams - low) / ((cams.amax((1, 2), keepdim=True) - low) + 1e-7)
+            cams = (cams - low) / (cams.amax((1, 2), keepdim=True) - low).clamp_min(1e-12)
         return cams.float().cpu().numpy(), logits.detach()
 
 

@@ -1,0 +1,115 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+from pytorch_grad_cam import GradCAM as ReferenceGradCAM
+from pytorch_grad_cam import GradCAMPlusPlus as ReferenceGradCAMPlusPlus
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from cifar.gradcam import GradCAM, GradCAMPlusPlus, overlay
+from cifar.model import ResNet18
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = ResNet18().eval()
+    # A few steps of training so the activations and gradients are not those of a random init.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    images, labels = torch.rand(32, 3, 32, 32), torch.arange(32) % 10
+    for _ in range(3):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    model.zero_grad(set_to_none=True)
+    return model.eval()
+
+
+def hook_count(model):
+    return sum(len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize("ours, reference", [(GradCAM, ReferenceGradCAM), (GradCAMPlusPlus, ReferenceGradCAMPlusPlus)])
+@pytest.mark.parametrize("layer", ["layer3", "layer4.1.conv2", "layer4"])
+def test_matches_pytorch_grad_cam(model, ours, reference, layer):
+    torch.manual_seed(1)
+    images = torch.rand(4, 3, 32, 32)
+    targets = model(images).argmax(1).tolist()
+    cams, _ = ours(model, layer)(images, targets)
+    module = dict(model.named_modules())[layer]
+    with reference(model=model, target_layers=[module]) as cam:
+        expected = cam(input_tensor=images, targets=[ClassifierOutputTarget(t) for t in targets])
+    for mine, theirs in zip(cams, expected):
+        if theirs.std() < 1e-6:  # no positive evidence at all: both must say so
+            assert mine.std() < 1e-6
+        else:
+            assert np.corrcoef(mine.ravel(), theirs.ravel())[0, 1] >= 0.99
+
+
+def test_heatmaps_are_input_sized_and_scaled(model):
+    cams, logits = GradCAM(model, "layer2")(torch.rand(3, 3, 32, 32))
+    assert cams.shape == (3, 32, 32) and cams.dtype == np.float32
+    peaks = cams.max((1, 2))
+    assert cams.min() >= 0 and peaks.max() == pytest.approx(1, abs=1e-3)
+    assert all(peak == pytest.approx(1, abs=1e-3) or peak == 0 for peak in peaks)  # 0: no positive evidence
+    assert logits.shape == (3, 10)
+
+
+def test_target_class_changes_the_heatmap(model):
+    image = torch.rand(1, 3, 32, 32)
+    cam = GradCAM(model, "layer3")
+    assert not np.allclose(cam(image, 0)[0], cam(image, 7)[0])
+
+
+def test_default_target_is_the_predicted_class(model):
+    image = torch.rand(1, 3, 32, 32)
+    cam = GradCAM(model, "layer3")
+    predicted = int(model(image).argmax())
+    np.testing.assert_allclose(cam(image)[0], cam(image, predicted)[0], atol=1e-6)
+
+
+def test_no_hooks_left_after_success_or_error(model):
+    before = hook_count(model)
+    GradCAM(model, "layer4")(torch.rand(1, 3, 32, 32))
+    with pytest.raises(RuntimeError):
+        GradCAM(model, "layer4")(torch.rand(1, 4, 32, 32))  # 4 channels: the forward pass raises
+    assert hook_count(model) == before
+    assert all(p.grad is None for p in model.parameters())  # gradients go to the activation only
+
+
+def test_unknown_layer_is_a_clear_error(model):
+    with pytest.raises(ValueError, match="unknown layer 'layer9'"):
+        GradCAM(model, "layer9")
+
+
+def test_concurrent_requests_get_their_own_heatmaps(model):
+    torch.manual_seed(2)
+    images = [torch.rand(1, 3, 32, 32) for _ in range(6)]
+    expected = [GradCAM(model, "layer3")(image, 1)[0] for image in images]
+    results = {}
+
+    def work(i):
+        for _ in range(3):
+            results[i] = GradCAM(model, "layer3")(images[i], 1)[0]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i, cam in enumerate(expected):
+        np.testing.assert_allclose(results[i], cam, atol=1e-5)
+    assert hook_count(model) == 0
+
+
+def test_overlay_opacity_is_the_heatmaps_weight():
+    image = np.full((64, 64, 3), 100, np.uint8)
+    cam = np.zeros((8, 8), np.float32)
+    np.testing.assert_array_equal(overlay(image, cam, 0.0), image)
+    only_heat = overlay(image, cam, 1.0)
+    assert only_heat.shape == image.shape
+    assert tuple(only_heat[0, 0]) == (0, 0, 128)  # JET at 0 is dark blue
+    with pytest.raises(ValueError):
+        overlay(image, cam, 1.5)
