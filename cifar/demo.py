@@ -139,7 +139,8 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
                         gr.Examples(examples, inputs=image, label="Examples (CIFAR-10 test images)")
                 with gr.Column():
                     label = gr.Label(label="Prediction")
-                    model_view = gr.Image(label="What the model saw (32x32)", height=DISPLAY_SIZE, interactive=False)
+                    model_view = gr.Image(label="What the model saw (32x32)", height=DISPLAY_SIZE, interactive=False,
+                                          format="png")
             with gr.Row():
                 with gr.Column():
                     layer = gr.Dropdown(LAYERS, value=DEFAULT_LAYER, label="Target layer")
@@ -148,8 +149,9 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")
                 with gr.Column():
                     caption = gr.Markdown()
-                    heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False)
-            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height="auto")
+                    heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, format="png")
+            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height="auto",
+                               format="png")
             explain_inputs = [image, layer, target, method, opacity]
             explain_outputs = [heatmap, strip, caption]
             classify.click(demo_fns.predict, [image, top_k], [label, model_view], api_name="predict").then(
@@ -174,7 +176,7 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
                 with_gradcam = gr.Checkbox(label=f"Grad-CAM overlay ({DEFAULT_LAYER})")
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Misclassified test images: true → predicted (confidence), most confident first", columns=5,
-                                 height="auto")
+                                 height="auto", format="png")
             gallery_inputs = [count, true_class, predicted_class, with_gradcam, opacity]
             show = gr.Button("Show")
             show.click(demo_fns.misclassified, gallery_inputs, [gallery, summary], api_name="misclassified")
