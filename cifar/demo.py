@@ -9,16 +9,34 @@ import re
 
 import gradio as gr
 import numpy as np
-import PIL.Image
 
 from .gradcam import DEFAULT_LAYER, METHODS, STAGE_LAYERS, overlay
-from .inference import DISPLAY_SIZE, enlarge, image_tensor, prepare, probabilities
+from .inference import DISPLAY_SIZE, BadImage, enlarge, image_tensor, load_image, prepare, probabilities
 from .run_folder import Run
 
 PREDICTED = "predicted class"
 LAYERS = list(STAGE_LAYERS) + [DEFAULT_LAYER]
 ALL = "all"
 MAX_GALLERY = 100
+
+
+class UploadedImage(gr.Image):
+    """gr.Image that hands the handler the uploaded file itself, undecoded, so that every bad upload
+    (not an image, truncated, a decompression bomb) gets our message instead of a preprocessing error."""
+
+    is_template = True  # the browser side is the ordinary Image component
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None:
+            return super().preprocess(payload)  # data: URLs from the clipboard
+        return payload.path
+
+
+def model_input(image) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return prepare(load_image(image))
+    except BadImage as error:
+        raise gr.Error(str(error)) from None
 
 
 class Demo:
@@ -31,23 +49,19 @@ class Demo:
         self.tta = run.history["config"]["tta"]
 
     # -- Predict & explain ------------------------------------------------------------------
-    def predict(self, image: PIL.Image.Image | None, top_k: float = 3):
+    def predict(self, image, top_k: float = 3):
         """Top-k class probabilities, and the 32x32 image the model actually saw (enlarged)."""
-        if image is None:
-            raise gr.Error("Upload an image first (or pick one of the examples).")
         top_k = int(top_k)
         if not 1 <= top_k <= len(self.classes):
             raise gr.Error(f"top_k must be between 1 and {len(self.classes)}, got {top_k}.")
-        small, _ = prepare(image)
+        small, _ = model_input(image)
         probs = probabilities(self.model, small, self.tta)
         best = np.argsort(-probs)[:top_k]
         return {self.classes[i]: float(probs[i]) for i in best}, enlarge(small)
 
-    def explain(self, image: PIL.Image.Image | None, layer: str = DEFAULT_LAYER, target: str = PREDICTED,
+    def explain(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED,
                 method: str = "Grad-CAM", opacity: float = 0.5):
         """The heatmap of `method` at `layer` for class `target`, and a strip across the four stages."""
-        if image is None:
-            raise gr.Error("Upload an image first (or pick one of the examples).")
         if layer not in LAYERS:
             raise gr.Error(f"Unknown layer {layer!r}: choose one of {', '.join(LAYERS)}.")
         if method not in METHODS:
@@ -56,7 +70,7 @@ class Demo:
             raise gr.Error(f"Unknown class {target!r}: choose '{PREDICTED}' or one of {', '.join(self.classes)}.")
         if not 0 <= opacity <= 1:
             raise gr.Error(f"opacity must be between 0 and 1, got {opacity}.")
-        small, display = prepare(image)
+        small, display = model_input(image)
         inputs = image_tensor(small)
         target_class = None if target == PREDICTED else self.classes.index(target)
         cam_method = METHODS[method]
@@ -66,6 +80,14 @@ class Demo:
         strip = [(overlay(display, cam_method(self.model, stage)(inputs, target_class)[0][0], opacity), stage)
                  for stage in STAGE_LAYERS]
         return heatmap, strip, f"{method} for **{shown}** at `{layer}`"
+
+    def refresh_explanation(self, image, layer, target, method, opacity):
+        """explain, for the page's controls: with no image yet there is nothing to redo."""
+        return (None, [], "") if image is None else self.explain(image, layer, target, method, opacity)
+
+    def analyze(self, image, top_k, layer, target, method, opacity):
+        """predict + explain in one request: what the page runs on an upload or an example click."""
+        return *self.predict(image, top_k), *self.explain(image, layer, target, method, opacity)
 
     # -- Misclassified ----------------------------------------------------------------------
     def misclassified(self, count: float = 25, true_class: str = ALL, predicted_class: str = ALL,
@@ -131,12 +153,11 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
         with gr.Tab("Predict & explain"):
             with gr.Row():
                 with gr.Column():
-                    image = gr.Image(label="Your image", type="pil", sources=["upload", "clipboard", "webcam"],
-                                     height=DISPLAY_SIZE)
+                    image = UploadedImage(label="Your image", type="pil", image_mode=None,
+                                          sources=["upload", "clipboard", "webcam"], height=DISPLAY_SIZE)
                     top_k = gr.Slider(1, len(classes), value=3, step=1, label="Top-k classes")
                     classify = gr.Button("Classify", variant="primary")
-                    if examples:
-                        gr.Examples(examples, inputs=image, label="Examples (CIFAR-10 test images)")
+                    examples_slot = gr.Column()
                 with gr.Column():
                     label = gr.Label(label="Prediction")
                     model_view = gr.Image(label="What the model saw (32x32)", height=DISPLAY_SIZE, interactive=False,
@@ -150,16 +171,23 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
                 with gr.Column():
                     caption = gr.Markdown()
                     heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, format="png")
-            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height="auto",
+            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height=300,
                                format="png")
             explain_inputs = [image, layer, target, method, opacity]
             explain_outputs = [heatmap, strip, caption]
             classify.click(demo_fns.predict, [image, top_k], [label, model_view], api_name="predict").then(
                 demo_fns.explain, explain_inputs, explain_outputs, api_name="explain")
-            image.upload(demo_fns.predict, [image, top_k], [label, model_view], api_visibility="private").then(
-                demo_fns.explain, explain_inputs, explain_outputs, api_visibility="private")
+            analyze_inputs = [image, top_k, layer, target, method, opacity]
+            analyze_outputs = [label, model_view] + explain_outputs
+            image.upload(demo_fns.analyze, analyze_inputs, analyze_outputs, api_visibility="private")
+            if examples:
+                with examples_slot:
+                    gallery_of_examples = gr.Examples(examples, inputs=image, api_visibility="private",
+                                                      label="Examples (CIFAR-10 test images): click one")
+                gallery_of_examples.load_input_event.then(demo_fns.analyze, analyze_inputs, analyze_outputs,
+                                                          api_visibility="private")
             for control in (layer, target, method, opacity):
-                control.change(demo_fns.explain, explain_inputs, explain_outputs, api_visibility="private")
+                control.change(demo_fns.refresh_explanation, explain_inputs, explain_outputs, api_visibility="private")
         with gr.Tab("Training"):
             gr.Markdown(metrics_markdown(run))
             with gr.Row():

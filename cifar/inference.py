@@ -1,5 +1,7 @@
 """From an uploaded picture to what the model sees, and back to something a person can look at."""
 
+from pathlib import Path
+
 import numpy as np
 import PIL.Image
 import PIL.ImageOps
@@ -9,6 +11,38 @@ from .evaluate import to_model_input, tta_logits
 
 INPUT_SIZE = 32
 DISPLAY_SIZE = 256  # the side of every image the app shows: 32x32 is too small to see
+MAX_PIXELS = 40_000_000  # larger is a decompression bomb or no photo of a CIFAR class
+
+
+class BadImage(ValueError):
+    """An upload we cannot use; the message is written for the person who uploaded it."""
+
+
+def load_image(value) -> PIL.Image.Image:
+    """A decoded PIL image from a file path, a PIL image or an array, or BadImage saying what is wrong."""
+    if value is None:
+        raise BadImage("Upload an image first (or pick one of the examples).")
+    if isinstance(value, PIL.Image.Image):
+        return value
+    if isinstance(value, np.ndarray):
+        return PIL.Image.fromarray(value)
+    path = Path(value)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise BadImage("The file is empty.")
+    try:
+        image = PIL.Image.open(path)
+        if image.width * image.height > MAX_PIXELS:
+            raise BadImage(f"The image is too large ({image.width}x{image.height} pixels); "
+                           f"the limit is {MAX_PIXELS // 1_000_000} megapixels.")
+        image.seek(0)  # animated GIF/WebP: the first frame
+        image.load()
+    except PIL.Image.DecompressionBombError:
+        raise BadImage(f"The image is too large; the limit is {MAX_PIXELS // 1_000_000} megapixels.") from None
+    except PIL.UnidentifiedImageError:
+        raise BadImage("This file is not an image we can read (PNG, JPEG, GIF, WebP, BMP or TIFF).") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise BadImage(f"The image file is truncated or corrupt ({error}).") from None
+    return image
 
 
 def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:

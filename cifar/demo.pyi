@@ -1,0 +1,208 @@
+"""The Gradio demo: every tab, and the functions behind it (each one also a named API endpoint).
+
+All the heavy lifting is done once, at start-up, from the run folder: the model is loaded once, the
+curves and confusion matrix are the run's PNGs, the misclassified set is the run's npz. A request
+only runs the model on its own image.
+"""
+
+import re
+
+import gradio as gr
+import numpy as np
+
+from .gradcam import DEFAULT_LAYER, METHODS, STAGE_LAYERS, overlay
+from .inference import DISPLAY_SIZE, BadImage, enlarge, image_tensor, load_image, prepare, probabilities
+from .run_folder import Run
+
+PREDICTED = "predicted class"
+LAYERS = list(STAGE_LAYERS) + [DEFAULT_LAYER]
+ALL = "all"
+MAX_GALLERY = 100
+
+from gradio.events import Dependency
+
+class UploadedImage(gr.Image):
+    """gr.Image that hands the handler the uploaded file itself, undecoded, so that every bad upload
+    (not an image, truncated, a decompression bomb) gets our message instead of a preprocessing error."""
+
+    is_template = True  # the browser side is the ordinary Image component
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None:
+            return super().preprocess(payload)  # data: URLs from the clipboard
+        return payload.path
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def model_input(image) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return prepare(load_image(image))
+    except BadImage as error:
+        raise gr.Error(str(error)) from None
+
+
+class Demo:
+    """The handlers, bound to one loaded run."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.model = run.model.eval()
+        self.classes = run.classes
+        self.tta = run.history["config"]["tta"]
+
+    # -- Predict & explain ------------------------------------------------------------------
+    def predict(self, image, top_k: float = 3):
+        """Top-k class probabilities, and the 32x32 image the model actually saw (enlarged)."""
+        top_k = int(top_k)
+        if not 1 <= top_k <= len(self.classes):
+            raise gr.Error(f"top_k must be between 1 and {len(self.classes)}, got {top_k}.")
+        small, _ = model_input(image)
+        probs = probabilities(self.model, small, self.tta)
+        best = np.argsort(-probs)[:top_k]
+        return {self.classes[i]: float(probs[i]) for i in best}, enlarge(small)
+
+    def explain(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED,
+                method: str = "Grad-CAM", opacity: float = 0.5):
+        """The heatmap of `method` at `layer` for class `target`, and a strip across the four stages."""
+        if layer not in LAYERS:
+            raise gr.Error(f"Unknown layer {layer!r}: choose one of {', '.join(LAYERS)}.")
+        if method not in METHODS:
+            raise gr.Error(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}.")
+        if target != PREDICTED and target not in self.classes:
+            raise gr.Error(f"Unknown class {target!r}: choose '{PREDICTED}' or one of {', '.join(self.classes)}.")
+        if not 0 <= opacity <= 1:
+            raise gr.Error(f"opacity must be between 0 and 1, got {opacity}.")
+        small, display = model_input(image)
+        inputs = image_tensor(small)
+        target_class = None if target == PREDICTED else self.classes.index(target)
+        cam_method = METHODS[method]
+        cams, logits = cam_method(self.model, layer)(inputs, target_class)
+        shown = self.classes[target_class if target_class is not None else int(logits.argmax())]
+        heatmap = overlay(display, cams[0], opacity)
+        strip = [(overlay(display, cam_method(self.model, stage)(inputs, target_class)[0][0], opacity), stage)
+                 for stage in STAGE_LAYERS]
+        return heatmap, strip, f"{method} for **{shown}** at `{layer}`"
+
+    # -- Misclassified ----------------------------------------------------------------------
+    def misclassified(self, count: float = 25, true_class: str = ALL, predicted_class: str = ALL,
+                      with_gradcam: bool = False, opacity: float = 0.5):
+        """Misclassified test images (most confident mistakes first), captioned, optionally with Grad-CAM."""
+        count = int(count)
+        if not 1 <= count <= MAX_GALLERY:
+            raise gr.Error(f"count must be between 1 and {MAX_GALLERY}, got {count}.")
+        for name in (true_class, predicted_class):
+            if name != ALL and name not in self.classes:
+                raise gr.Error(f"Unknown class {name!r}: choose '{ALL}' or one of {', '.join(self.classes)}.")
+        wrong = self.run.misclassified
+        keep = np.ones(len(wrong["true"]), dtype=bool)
+        if true_class != ALL:
+            keep &= wrong["true"] == self.classes.index(true_class)
+        if predicted_class != ALL:
+            keep &= wrong["predicted"] == self.classes.index(predicted_class)
+        chosen = np.flatnonzero(keep)
+        chosen = chosen[np.argsort(-wrong["confidence"][chosen], kind="stable")][:count]
+        images = wrong["images"][chosen]
+        if with_gradcam and len(chosen):
+            cams, _ = METHODS["Grad-CAM"](self.model, DEFAULT_LAYER)(image_tensor(images), None)
+        gallery = []
+        for n, i in enumerate(chosen):
+            picture = enlarge(images[n], 128)
+            if with_gradcam:
+                picture = overlay(picture, cams[n], opacity)
+            caption = (f"{self.classes[wrong['true'][i]]} → {self.classes[wrong['predicted'][i]]} "
+                       f"{100 * wrong['confidence'][i]:.0f}%")
+            gallery.append((picture, caption))
+        summary = f"{len(chosen)} shown of {int(keep.sum())} matching ({len(keep)} misclassified test images in all)"
+        return gallery, summary
+
+
+def metrics_markdown(run: Run) -> str:
+    m, epochs = run.metrics, run.history["epochs"]
+    minutes = sum(e["seconds"] for e in epochs) / 60
+    return (f"| | |\n|---|---|\n| test accuracy | **{100 * m['test_accuracy']:.2f}%** |\n"
+            f"| with {m['tta']} TTA | **{100 * m['test_accuracy_tta']:.2f}%** |\n"
+            f"| test loss | {m['test_loss']:.4f} |\n| epochs | {len(epochs)} |\n"
+            f"| training time | {minutes:.1f} min on {run.history['device']} |\n")
+
+
+def per_class_table(run: Run) -> list:
+    return [[name, round(100 * acc, 2)] for name, acc in run.metrics["per_class_accuracy"].items()]
+
+
+def model_card_text(run: Run) -> str:
+    card = (run.path / "README.md").read_text() if (run.path / "README.md").exists() else "No model card."
+    card = re.sub(r"\A---\n.*?\n---\n", "", card, flags=re.S)  # YAML front matter is for the Hub
+    # Images in the card are files of the run folder, shown on the Training tab.
+    return re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", card)
+
+
+def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
+    demo_fns = Demo(run)
+    classes = run.classes
+    accuracy = 100 * run.metrics["test_accuracy_tta"]
+    with gr.Blocks(title="CIFAR-10 ResNet-18 + Grad-CAM") as demo:
+        gr.Markdown(f"# CIFAR-10 ResNet-18 + Grad-CAM\nA ResNet-18 trained from scratch on CIFAR-10 "
+                    f"({accuracy:.1f}% test accuracy). Upload a picture of one of: {', '.join(classes)}; "
+                    "see what the model predicts and where it looked.")
+        with gr.Tab("Predict & explain"):
+            with gr.Row():
+                with gr.Column():
+                    image = UploadedImage(label="Your image", type="pil", image_mode=None,
+                                          sources=["upload", "clipboard", "webcam"], height=DISPLAY_SIZE)
+                    top_k = gr.Slider(1, len(classes), value=3, step=1, label="Top-k classes")
+                    classify = gr.Button("Classify", variant="primary")
+                    if examples:
+                        gr.Examples(examples, inputs=image, label="Examples (CIFAR-10 test images)")
+                with gr.Column():
+                    label = gr.Label(label="Prediction")
+                    model_view = gr.Image(label="What the model saw (32x32)", height=DISPLAY_SIZE, interactive=False,
+                                          format="png")
+            with gr.Row():
+                with gr.Column():
+                    layer = gr.Dropdown(LAYERS, value=DEFAULT_LAYER, label="Target layer")
+                    target = gr.Dropdown([PREDICTED] + classes, value=PREDICTED, label="Target class")
+                    method = gr.Radio(list(METHODS), value="Grad-CAM", label="Method")
+                    opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")
+                with gr.Column():
+                    caption = gr.Markdown()
+                    heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, format="png")
+            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height="auto",
+                               format="png")
+            explain_inputs = [image, layer, target, method, opacity]
+            explain_outputs = [heatmap, strip, caption]
+            classify.click(demo_fns.predict, [image, top_k], [label, model_view], api_name="predict").then(
+                demo_fns.explain, explain_inputs, explain_outputs, api_name="explain")
+            image.upload(demo_fns.predict, [image, top_k], [label, model_view], api_visibility="private").then(
+                demo_fns.explain, explain_inputs, explain_outputs, api_visibility="private")
+            for control in (layer, target, method, opacity):
+                control.change(demo_fns.explain, explain_inputs, explain_outputs, api_visibility="private")
+        with gr.Tab("Training"):
+            gr.Markdown(metrics_markdown(run))
+            with gr.Row():
+                gr.Image(str(run.path / "accuracy.png"), label="Accuracy", interactive=False)
+                gr.Image(str(run.path / "loss.png"), label="Loss", interactive=False)
+            with gr.Row():
+                gr.Dataframe(per_class_table(run), headers=["class", "test accuracy (%)"], label="Per-class accuracy")
+                gr.Image(str(run.path / "confusion_matrix.png"), label="Confusion matrix", interactive=False)
+        with gr.Tab("Misclassified"):
+            with gr.Row():
+                count = gr.Slider(1, MAX_GALLERY, value=25, step=1, label="How many")
+                true_class = gr.Dropdown([ALL] + classes, value=ALL, label="True class")
+                predicted_class = gr.Dropdown([ALL] + classes, value=ALL, label="Predicted class")
+                with_gradcam = gr.Checkbox(label=f"Grad-CAM overlay ({DEFAULT_LAYER})")
+            summary = gr.Markdown()
+            gallery = gr.Gallery(label="Misclassified test images: true → predicted (confidence), most confident first", columns=5,
+                                 height="auto", format="png")
+            gallery_inputs = [count, true_class, predicted_class, with_gradcam, opacity]
+            show = gr.Button("Show")
+            show.click(demo_fns.misclassified, gallery_inputs, [gallery, summary], api_name="misclassified")
+            for control in (count, true_class, predicted_class, with_gradcam):
+                control.change(demo_fns.misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
+            demo.load(demo_fns.misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
+        with gr.Tab("Model card"):
+            gr.Markdown(model_card_text(run))
+    return demo
