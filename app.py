@@ -27,7 +27,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from cifar.demo import build_demo
+    from cifar.demo import build_demo, launch
     from cifar.run_folder import load_run
 
     try:
@@ -35,9 +35,7 @@ def main(argv=None):
     except Exception as error:  # a clear line instead of a traceback wall: see run_folder.load_run
         sys.exit(f"error: cannot load model {args.model!r}: {error}")
     examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
-    demo = build_demo(run, examples)
-    demo.queue(default_concurrency_limit=4, max_size=64).launch(
-        server_name=args.host, server_port=args.port, share=args.share, max_file_size="10mb", show_error=True)
+    launch(build_demo(run, examples), server_name=args.host, server_port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

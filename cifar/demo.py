@@ -18,6 +18,11 @@ PREDICTED = "predicted class"
 LAYERS = list(STAGE_LAYERS) + [DEFAULT_LAYER]
 ALL = "all"
 MAX_GALLERY = 100
+# Chosen for a 2-core CPU: 4 requests run at once (each takes a few ms of model time), up to 64 wait,
+# more are turned away with a "queue full" message instead of piling up.
+CONCURRENCY_LIMIT = 4
+QUEUE_SIZE = 64
+MAX_UPLOAD = "10mb"  # a photo is well under; anything larger is refused before it reaches us
 
 
 class UploadedImage(gr.Image):
@@ -140,6 +145,12 @@ def model_card_text(run: Run) -> str:
     card = re.sub(r"\A---\n.*?\n---\n", "", card, flags=re.S)  # YAML front matter is for the Hub
     # Images in the card are files of the run folder, shown on the Training tab.
     return re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", card)
+
+
+def launch(demo: gr.Blocks, **options):
+    """Queue and launch with the app's limits (app.py, the tests and the benchmarks all use this)."""
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    return demo.launch(max_file_size=MAX_UPLOAD, show_error=True, **options)
 
 
 def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:

@@ -8,7 +8,7 @@ import PIL.Image
 import pytest
 from gradio_client import Client, handle_file
 
-from cifar.demo import build_demo
+from cifar.demo import build_demo, launch
 from cifar.run_folder import load_run
 
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent.parent / "examples").glob("*.png"))
@@ -24,8 +24,7 @@ def free_port() -> int:
 def app(tiny_run):
     demo = build_demo(load_run(str(tiny_run)), EXAMPLES)
     port = free_port()
-    demo.queue(default_concurrency_limit=4).launch(server_name="127.0.0.1", server_port=port,
-                                                   prevent_thread_lock=True, quiet=True)
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield demo, f"http://127.0.0.1:{port}/"
     demo.close()
 

@@ -1,0 +1,139 @@
+"""Everything people upload to a public demo, through the API: a clear message each time, and the app
+keeps serving correct answers afterwards."""
+
+import io
+
+import numpy as np
+import PIL.Image
+import pytest
+from gradio_client import handle_file
+
+from cifar.inference import load_image, prepare
+from tests.test_app import EXAMPLES, app, client  # noqa: F401  (fixtures)
+
+
+def png_bytes(image: PIL.Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, **options)
+    return buffer.getvalue()
+
+
+def photo(mode="RGB", size=(48, 40)):
+    rng = np.random.default_rng(0)
+    return PIL.Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+
+
+def exif_rotated_jpeg() -> bytes:
+    """64x32 stored sideways (red left half, blue right half) with EXIF orientation 6: upright it is
+    32x64 with red on top."""
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[:, :32] = (255, 0, 0)
+    stored[:, 32:] = (0, 0, 255)
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    return png_bytes(PIL.Image.fromarray(stored), format="JPEG", quality=95, exif=exif)
+
+
+def animated_gif() -> bytes:
+    frames = [PIL.Image.new("RGB", (32, 32), color) for color in ("green", "red", "blue")]
+    return png_bytes(frames[0], format="GIF", save_all=True, append_images=frames[1:], duration=100)
+
+
+REFUSED = {  # file name -> (bytes, words the message must contain)
+    "notes.png": (b"this is text, not an image\n" * 20, "not an image"),
+    "paper.pdf": (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n", "not an image"),
+    "empty.png": (b"", "empty"),
+    "truncated.png": (png_bytes(photo(), format="PNG")[:300], "truncated or corrupt"),
+    "truncated.jpg": (png_bytes(photo(size=(256, 256)), format="JPEG")[:600], "truncated or corrupt"),
+    "bomb.png": (png_bytes(PIL.Image.new("1", (20000, 20000)), format="PNG"), "too large"),
+}
+
+ACCEPTED = {
+    "one-pixel.png": png_bytes(PIL.Image.new("RGB", (1, 1), "orange"), format="PNG"),
+    "gray.png": png_bytes(photo("L"), format="PNG"),
+    "transparent.png": png_bytes(PIL.Image.new("RGBA", (40, 40), (255, 0, 0, 0)), format="PNG"),
+    "sixteen-bit.png": png_bytes(PIL.Image.fromarray(np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40),
+                                 format="PNG"),
+    "cmyk.jpg": png_bytes(photo("CMYK"), format="JPEG"),
+    "animated.gif": animated_gif(),
+    "rotated.jpg": exif_rotated_jpeg(),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uploads")
+    for name, content in {**{n: c for n, (c, _) in REFUSED.items()}, **ACCEPTED}.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_bad_files_get_a_clear_message(client, corpus, name):
+    expected = REFUSED[name][1]
+    for endpoint, args in (("/predict", (3,)), ("/explain", ("layer4", "predicted class", "Grad-CAM", 0.5))):
+        with pytest.raises(Exception, match=expected):
+            client.predict(handle_file(str(corpus / name)), *args, api_name=endpoint)
+
+
+def test_oversized_upload_is_refused(client, tmp_path):
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\x89PNG" + bytes(11 * 1024 * 1024))
+    with pytest.raises(Exception, match="(?i)size|large"):
+        client.predict(handle_file(str(big)), 3, api_name="/predict")
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_odd_but_valid_images_are_classified(client, corpus, name):
+    label, model_view = client.predict(handle_file(str(corpus / name)), 3, api_name="/predict")
+    assert len(label["confidences"]) == 3
+    assert np.asarray(PIL.Image.open(model_view)).shape == (256, 256, 3)
+
+
+def test_transparent_pixels_become_white(corpus):
+    small, _ = prepare(load_image(corpus / "transparent.png"))
+    assert (small == 255).all()
+
+
+def test_gif_uses_its_first_frame(corpus):
+    small, _ = prepare(load_image(corpus / "animated.gif"))
+    assert tuple(small[16, 16]) == (0, 128, 0)
+
+
+def test_exif_rotated_photo_is_seen_upright(client, corpus):
+    _, model_view = client.predict(handle_file(str(corpus / "rotated.jpg")), 3, api_name="/predict")
+    seen = np.asarray(PIL.Image.open(model_view)).astype(int)
+    assert seen[10, 128, 0] > 200 and seen[10, 128, 2] < 60  # red on top
+    assert seen[245, 128, 2] > 200 and seen[245, 128, 0] < 60  # blue below
+
+
+@pytest.mark.parametrize("endpoint, args, message", [
+    ("/predict", (0,), "less than minimum"),
+    ("/predict", (99,), "greater than maximum"),
+    ("/explain", ("layer9", "predicted class", "Grad-CAM", 0.5), "not in the list of choices"),
+    ("/explain", ("layer4", "unicorn", "Grad-CAM", 0.5), "not in the list of choices"),
+    ("/explain", ("layer4", "predicted class", "Score-CAM", 0.5), "not in the list of choices"),
+    ("/explain", ("layer4", "predicted class", "Grad-CAM", 1.5), "greater than maximum"),
+])
+def test_out_of_range_api_arguments_are_refused(client, endpoint, args, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(handle_file(EXAMPLES[0]), *args, api_name=endpoint)
+
+
+def test_missing_image_is_a_clear_message(client):
+    with pytest.raises(Exception, match="Upload an image first"):
+        client.predict(None, 3, api_name="/predict")
+
+
+def test_app_still_answers_correctly_after_the_corpus(client, corpus, app):
+    demo, _ = app
+    for name in REFUSED:  # throw the whole bad corpus at it once more
+        with pytest.raises(Exception):
+            client.predict(handle_file(str(corpus / name)), 3, api_name="/predict")
+    label, _ = client.predict(handle_file(EXAMPLES[3]), 10, api_name="/predict")
+    # The same computation without the server in between.
+    predict = next(fn for fn in demo.fns.values() if fn.api_name == "predict").fn
+    expected = predict(EXAMPLES[3], 10)[0]
+    got = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert got.keys() == expected.keys()
+    assert all(abs(got[k] - expected[k]) < 1e-5 for k in got)
