@@ -28,12 +28,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from cifar.demo import build_demo, launch
-    from cifar.run_folder import load_run
+    from cifar.run_folder import RunFolderError, load_run
 
     try:
         run = load_run(args.model)
-    except Exception as error:  # a clear line instead of a traceback wall: see run_folder.load_run
-        sys.exit(f"error: cannot load model {args.model!r}: {error}")
+    except RunFolderError as error:
+        sys.exit(f"error: cannot load the model: {error}")
     examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
     launch(build_demo(run, examples), server_name=args.host, server_port=args.port, share=args.share)
 

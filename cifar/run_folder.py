@@ -7,6 +7,9 @@
     accuracy.png, loss.png, confusion_matrix.png, README.md (model card)
 """
 
+import inspect
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +17,9 @@ import numpy as np
 
 from .evaluate import test_report
 from .hub import model_card, read_json
-from .model import ResNet18
+from safetensors import SafetensorError
+
+from .model import WEIGHTS_NAME, ResNet18
 from .plots import confusion_figure, curve_figure, save_figure
 from .training import STATE_NAME, atomic_write, save_json
 
@@ -58,18 +63,65 @@ class Run:
         return self.model.classes
 
 
-def load_run(path_or_repo_id: str, device="cpu") -> Run:
-    """Load a run folder (local path or Hub repo id) with clear errors for what is wrong with it."""
+class RunFolderError(ValueError):
+    """A run folder (or Hub repo) that cannot be loaded; the message names the file and the problem."""
+
+
+REQUIRED_FILES = ("model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def locate(path_or_repo_id: str) -> Path:
+    """A local run folder, or the local snapshot of a Hub repo id."""
     path = Path(path_or_repo_id)
-    if not path.is_dir():
-        from huggingface_hub import snapshot_download
+    if path.is_dir():
+        return path
+    looks_like_repo_id = re.fullmatch(r"[\w.-]+/[\w.-]+", path_or_repo_id) and not path_or_repo_id.startswith(".")
+    if not looks_like_repo_id:
+        raise RunFolderError(f"no such run folder: {path_or_repo_id}")
+    from huggingface_hub import snapshot_download
 
-        path = Path(snapshot_download(path_or_repo_id))
-    model = ResNet18.from_pretrained(path, map_location=str(device))
-    history = read_json(path / "history.json")
-    metrics = read_json(path / "metrics.json")
-    with np.load(path / "misclassified.npz", allow_pickle=False) as arrays:
-        misclassified = {k: arrays[k] for k in arrays.files}
+    try:
+        return Path(snapshot_download(path_or_repo_id, allow_patterns=list(REQUIRED_FILES) + ["*.png", "README.md"]))
+    except Exception as error:
+        raise RunFolderError(f"{path_or_repo_id} is not a local folder and could not be fetched from the Hugging "
+                             f"Face Hub ({type(error).__name__}; offline, private or misspelled?)") from None
+
+
+def load_model(path: Path, device="cpu") -> ResNet18:
+    """The model of a run folder, checked file by file: never unpickles, never loads loosely."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunFolderError(f"{path / 'config.json'} is not valid JSON ({error})") from None
+    unknown = set(config) - set(inspect.signature(ResNet18.__init__).parameters)
+    if unknown:
+        raise RunFolderError(f"{path / 'config.json'} is not a config of this ResNet-18 (unknown keys: "
+                             f"{', '.join(sorted(unknown))})")
+    try:
+        return ResNet18.from_pretrained(path, map_location=str(device))
+    except SafetensorError as error:
+        raise RunFolderError(f"{path / WEIGHTS_NAME} is not a valid safetensors file: truncated, or another "
+                             f"format such as a pickle ({error})") from None
+    except (RuntimeError, TypeError, ValueError) as error:
+        detail = " ".join(str(error).split())[:300]
+        raise RunFolderError(f"{path / WEIGHTS_NAME} does not fit this ResNet-18 ({detail})") from None
+
+
+def load_run(path_or_repo_id: str, device="cpu") -> Run:
+    """Load a run folder (local path or Hub repo id); RunFolderError says what is wrong with it."""
+    path = locate(str(path_or_repo_id))
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        hint = (f"; {', '.join(pickles)} is never loaded: pickle files can run code" if pickles else "")
+        raise RunFolderError(f"{path} is not a finished run folder: it lacks {', '.join(missing)}{hint}")
+    model = load_model(path, device)
+    try:
+        history = read_json(path / "history.json")
+        metrics = read_json(path / "metrics.json")
+        with np.load(path / "misclassified.npz", allow_pickle=False) as arrays:
+            misclassified = {k: arrays[k] for k in arrays.files}
+    except (OSError, ValueError) as error:
+        raise RunFolderError(f"{path} has a damaged history/metrics/misclassified file ({error})") from None
     return Run(path, model, history, metrics, misclassified)
-
-
