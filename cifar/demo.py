@@ -170,7 +170,7 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
                     classify = gr.Button("Classify", variant="primary")
                     examples_slot = gr.Column()
                 with gr.Column():
-                    label = gr.Label(label="Prediction")
+                    label = gr.Label(label="Prediction", elem_id="prediction")
                     model_view = gr.Image(label="What the model saw (32x32)", height=DISPLAY_SIZE, interactive=False,
                                           format="png")
             with gr.Row():
@@ -181,8 +181,9 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")
                 with gr.Column():
                     caption = gr.Markdown()
-                    heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, format="png")
-            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height=300,
+                    heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, format="png",
+                                       elem_id="heatmap")
+            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height=300, elem_id="stages",
                                format="png")
             explain_inputs = [image, layer, target, method, opacity]
             explain_outputs = [heatmap, strip, caption]
@@ -202,7 +203,7 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
         with gr.Tab("Training"):
             gr.Markdown(metrics_markdown(run))
             with gr.Row():
-                gr.Image(str(run.path / "accuracy.png"), label="Accuracy", interactive=False)
+                gr.Image(str(run.path / "accuracy.png"), label="Accuracy", interactive=False, elem_id="accuracy-curve")
                 gr.Image(str(run.path / "loss.png"), label="Loss", interactive=False)
             with gr.Row():
                 gr.Dataframe(per_class_table(run), headers=["class", "test accuracy (%)"], label="Per-class accuracy")
@@ -215,7 +216,7 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
                 with_gradcam = gr.Checkbox(label=f"Grad-CAM overlay ({DEFAULT_LAYER})")
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Misclassified test images: true → predicted (confidence), most confident first", columns=5,
-                                 height="auto", format="png")
+                                 height="auto", format="png", elem_id="misclassified")
             gallery_inputs = [count, true_class, predicted_class, with_gradcam, opacity]
             show = gr.Button("Show")
             show.click(demo_fns.misclassified, gallery_inputs, [gallery, summary], api_name="misclassified")

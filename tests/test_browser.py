@@ -1,0 +1,108 @@
+"""The page itself, in a real headless Chromium, against `python app.py` on loopback, as a user sees it.
+
+UPDATE_SCREENSHOTS=1 also writes the README's screenshots (docs/screenshots/*.png).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_app import free_port
+
+ROOT = Path(__file__).parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else None
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    import urllib.request
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail(f"app.py exited: {server.stdout.read()}")
+            time.sleep(0.5)
+    else:
+        pytest.fail("app.py did not answer within 60 s")
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def screenshot(page, name):
+    if SCREENSHOTS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def image_loaded(locator) -> bool:
+    return locator.evaluate("img => img.complete && img.naturalWidth > 0")
+
+
+def test_example_click_shows_prediction_and_heatmap(page):
+    from playwright.sync_api import expect
+
+    page.locator(".gallery-item").nth(3).click()  # the cat example
+    heatmap = page.locator("#heatmap img").first
+    expect(heatmap).to_be_visible(timeout=30_000)
+    assert image_loaded(heatmap)
+    prediction = page.locator("#prediction").inner_text()
+    assert any(name in prediction for name in ("airplane", "cat", "dog", "frog", "truck", "ship", "bird", "deer",
+                                               "horse", "automobile"))
+    assert "%" in prediction
+    expect(page.locator("#stages img")).to_have_count(4, timeout=30_000)
+    expect(page.get_by_text("at layer4.1.conv2")).to_be_visible()
+    screenshot(page, "predict")
+
+
+def test_training_tab_shows_curves_and_metrics(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Training").click()
+    curves = page.locator("#accuracy-curve img").first
+    expect(curves).to_be_visible(timeout=30_000)
+    assert image_loaded(curves)
+    expect(page.get_by_text("with flip TTA")).to_be_visible()
+    expect(page.get_by_text("Per-class accuracy")).to_be_visible()
+    screenshot(page, "training")
+
+
+def test_misclassified_tab_shows_captioned_gallery(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Misclassified").click()
+    expect(page.get_by_text("misclassified test images in all")).to_be_visible(timeout=30_000)
+    expect(page.locator("#misclassified img").first).to_be_visible()
+    expect(page.locator("#misclassified").get_by_text("→").first).to_be_visible()
+    screenshot(page, "misclassified")
