@@ -1,0 +1,205 @@
+"""Speed benchmarks: ours and a baseline measured side by side in one run, ratios printed.
+
+    python -m cifar.benchmark                      # everything that runs on this machine
+    python -m cifar.benchmark pipeline inference   # some of it
+
+Timings on shared machines are noisy; the ratios, measured in the same run, are what count.
+Results and the command go to BENCHMARKS.md.
+"""
+
+import argparse
+import os
+import statistics
+import threading
+import time
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from albumentations.pytorch import ToTensorV2
+
+from .config import RECIPES, make_config
+from .data import train_transform
+from .gradcam import DEFAULT_LAYER, GradCAM
+from .inference import image_tensor, probabilities
+from .model import ResNet18
+from .training import make_optimizer
+
+MODEL = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "resnet18-cifar10")
+
+
+def original_transform():
+    """The original project's per-image pipeline: rotation, cutout, flip, Normalize(0.5) on the CPU."""
+    return A.Compose([A.Rotate(limit=15, border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+                      A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(16, 16), hole_width_range=(16, 16),
+                                      fill=128, p=1.0),
+                      A.HorizontalFlip(p=0.5), A.Normalize(mean=(0.5,) * 3, std=(0.5,) * 3), ToTensorV2()], seed=0)
+
+
+def images(n=2048):
+    return np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def rate(fn, items, seconds=3.0):
+    """items/s of fn() (each call handles `items`), after one warm-up call."""
+    fn()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        fn()
+        count += items
+    return count / (time.perf_counter() - started)
+
+
+def p50_ms(fn, repeats=50):
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
+def report(name, ours, baseline, unit, higher_is_better=True):
+    ratio = ours / baseline if higher_is_better else baseline / ours
+    print(f"{name:<48} ours {ours:10.1f} {unit:<9} baseline {baseline:10.1f} {unit:<9} -> {ratio:5.2f}x")
+
+
+def bench_pipeline():
+    """Per-image CPU augmentation, single process: uint8 out (ours) vs float normalized (original)."""
+    x = images()
+    ours, original = train_transform(make_config()), original_transform()
+    run = lambda t: (lambda: [t(image=i)["image"] for i in x[:256]])
+    report("augmentation pipeline (images/s, 1 process)", rate(run(ours), 256), rate(run(original), 256), "img/s")
+
+
+def bench_train_step(steps=3):
+    """One SGD step on the CPU including the batch's augmentation: our recipe vs the original loop."""
+    x, y = images(256), torch.randint(0, 10, (256,))
+
+    def step_fn(config, transform, batch, channels_last, normalize_on_cpu):
+        torch.manual_seed(0)
+        model = ResNet18(mean=config.mean, std=config.std)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = make_optimizer(model, config)
+
+        def step():
+            batch_images = torch.stack([transform(image=i)["image"] for i in x[:batch]])
+            inputs = batch_images if normalize_on_cpu else batch_images.float().div_(255)
+            if channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(inputs), y[:batch], label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return step
+
+    fast, seed = RECIPES["fast"], RECIPES["seed"]
+    # The original model took normalized input; ours normalizes inside, so feed it mean 0 / std 1 here.
+    seed_unit = make_config("seed", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    ours = rate(step_fn(fast, train_transform(fast), fast.batch_size, True, False), fast.batch_size, seconds=20)
+    baseline = rate(step_fn(seed_unit, original_transform(), seed.batch_size, False, True), seed.batch_size,
+                    seconds=20)
+    report("CPU training (images/s, step + augmentation)", ours, baseline, "img/s")
+
+
+def bench_inference(model_path):
+    from .run_folder import load_run
+
+    model = load_run(model_path).model
+    image = images(1)[0]
+    inputs = image_tensor(image)
+    predict = p50_ms(lambda: probabilities(model, image, "flip"))
+    ours_cam = lambda: GradCAM(model, DEFAULT_LAYER)(inputs)
+    explain = p50_ms(lambda: (probabilities(model, image, "flip"), ours_cam()))
+    from pytorch_grad_cam import GradCAM as ReferenceGradCAM
+
+    layer = dict(model.named_modules())[DEFAULT_LAYER]
+
+    def reference():
+        with ReferenceGradCAM(model=model, target_layers=[layer]) as cam:
+            cam(input_tensor=inputs, targets=None)
+
+    print(f"{'predict, one image, flip TTA (p50)':<48} {predict:8.1f} ms   (target <= 15 ms)")
+    print(f"{'predict + Grad-CAM, one image (p50)':<48} {explain:8.1f} ms   (target <= 40 ms)")
+    report("Grad-CAM alone vs pytorch-grad-cam (p50)", p50_ms(ours_cam), p50_ms(reference), "ms",
+           higher_is_better=False)
+
+
+def bench_app(model_path, clients=16, seconds=30):
+    """The running app through gradio_client: start-up, latency, and 16 concurrent clients for 30 s."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from gradio_client import Client, handle_file
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py", "--model", model_path, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        examples = sorted(os.path.join("examples", f) for f in os.listdir("examples"))
+        client = Client(url, verbose=False)
+        client.predict(handle_file(examples[0]), 1, api_name="/predict")
+        print(f"{'app start to first answer':<48} {time.perf_counter() - started:8.1f} s    (target < 10 s)")
+        latency = p50_ms(lambda: client.predict(handle_file(examples[0]), 3, api_name="/predict"), repeats=30)
+        print(f"{'predict through the app (p50)':<48} {latency:8.1f} ms   (target <= 150 ms)")
+
+        expected = {path: client.predict(handle_file(path), 1, api_name="/predict")[0]["label"] for path in examples}
+        counts, errors, wrong = [0] * clients, [], []
+
+        def user(i):
+            me = Client(url, verbose=False)
+            path = examples[i % len(examples)]
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                try:
+                    label = me.predict(handle_file(path), 1, api_name="/predict")[0]["label"]
+                    counts[i] += 1
+                    if label != expected[path]:
+                        wrong.append((path, label))
+                except Exception as error:  # counted, not raised: this measures the failure rate
+                    errors.append(repr(error))
+
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(f"{f'{clients} concurrent clients for {seconds} s':<48} {sum(counts) / seconds:8.1f} req/s, "
+              f"{len(errors)} errors, {len(wrong)} answers for another client's image")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("parts", nargs="*", default=["pipeline", "train", "inference", "app"])
+    parser.add_argument("--model", default=MODEL)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}")
+    parts = {"pipeline": bench_pipeline, "train": bench_train_step,
+             "inference": lambda: bench_inference(args.model), "app": lambda: bench_app(args.model)}
+    for part in args.parts:
+        parts[part]()
+
+
+if __name__ == "__main__":
+    main()
