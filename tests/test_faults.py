@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from cifar.training import STATE_NAME, atomic_write
+from tests.test_training import without_timings
 
 ROOT = Path(__file__).parent.parent
 
@@ -36,10 +37,6 @@ def epochs_done(out: Path) -> int:
         return len(json.loads((out / "history.json").read_text())["epochs"])
     except (OSError, ValueError):
         return 0
-
-
-def without_timings(history):
-    return [{k: v for k, v in e.items() if "second" not in k} for e in history["epochs"]]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
