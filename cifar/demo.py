@@ -130,7 +130,7 @@ class Demo:
 def metrics_markdown(run: Run) -> str:
     m, epochs = run.metrics, run.history["epochs"]
     minutes = sum(e["seconds"] for e in epochs) / 60
-    return (f"| | |\n|---|---|\n| test accuracy | **{100 * m['test_accuracy']:.2f}%** |\n"
+    return (f"| metric | value |\n|---|---|\n| test accuracy | **{100 * m['test_accuracy']:.2f}%** |\n"
             f"| with {m['tta']} TTA | **{100 * m['test_accuracy_tta']:.2f}%** |\n"
             f"| test loss | {m['test_loss']:.4f} |\n| epochs | {len(epochs)} |\n"
             f"| training time | {minutes:.1f} min on {run.history['device']} |\n")

@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers, Spaces or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def curve_figure(history: dict, metric: str):
@@ -17,6 +18,7 @@ def curve_figure(history: dict, metric: str):
             values = [e[key] * (100 if metric == "accuracy" else 1) for e in history["epochs"]]
             ax.plot(epochs, values, marker="o", label=split)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy (%)" if metric == "accuracy" else "cross-entropy loss")
     ax.set_title(f"{metric.capitalize()} per epoch")
     ax.grid(alpha=0.3)

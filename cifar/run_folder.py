@@ -38,14 +38,19 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     metrics, misclassified = test_report(shipped, x_test, y_test, shipped.classes, history["config"]["tta"], device)
     save_json(run_dir / "metrics.json", metrics)
     atomic_write(run_dir / "misclassified.npz", lambda tmp: np.savez_compressed(open(tmp, "wb"), **misclassified))
-    for metric in ("accuracy", "loss"):
-        save_figure(curve_figure(history, metric), run_dir / f"{metric}.png")
-    save_figure(confusion_figure(metrics), run_dir / "confusion_matrix.png")
+    write_figures(run_dir, history, metrics)
     info = {"train_images": len(data["train"][0]) - history["config"]["val_size"], **run_info}
     (run_dir / "README.md").write_text(model_card(metrics, history, info))
     # The run is complete: the optimizer state (2x the weights) has no further use.
     (run_dir / STATE_NAME).unlink(missing_ok=True)
     return metrics
+
+
+def write_figures(run_dir: Path, history: dict, metrics: dict) -> None:
+    """accuracy.png, loss.png, confusion_matrix.png: drawn from history.json and metrics.json."""
+    for metric in ("accuracy", "loss"):
+        save_figure(curve_figure(history, metric), run_dir / f"{metric}.png")
+    save_figure(confusion_figure(metrics), run_dir / "confusion_matrix.png")
 
 
 @dataclass
