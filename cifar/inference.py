@@ -83,7 +83,8 @@ def enlarge(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
 def image_tensor(images: np.ndarray, device="cpu") -> torch.Tensor:
     """uint8 (N, 32, 32, 3) or (32, 32, 3) -> float model input."""
     images = images[None] if images.ndim == 3 else images
-    return to_model_input(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), device)
+    return to_model_input(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), device,
+                          channels_last=False)  # served models are NCHW: see to_model_input
 
 
 @torch.no_grad()
