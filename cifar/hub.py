@@ -1,6 +1,5 @@
 """The Hugging Face Hub side: the model card of a run folder, and pushing the folder."""
 
-import json
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
@@ -115,7 +114,3 @@ def push_run(run_dir: Path, repo_id: str, token: str | None = None, private: boo
                         f"The run folder is intact; retry with `python train.py --push-only --out {run_dir} "
                         f"--push-to-hub {repo_id}`") from None
     return str(url)
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from .evaluate import test_report
-from .hub import model_card, read_json
 from safetensors import SafetensorError
 
+from .evaluate import test_report
+from .hub import model_card
 from .model import WEIGHTS_NAME, ResNet18
 from .plots import confusion_figure, curve_figure, save_figure
-from .training import STATE_NAME, atomic_write, save_json
+from .training import STATE_NAME, atomic_write, read_json, save_json
 
 
 def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, device="cpu") -> dict:
@@ -37,13 +36,18 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     x_test, y_test = data["test"]
     metrics, misclassified = test_report(shipped, x_test, y_test, shipped.classes, history["config"]["tta"], device)
     save_json(run_dir / "metrics.json", metrics)
-    atomic_write(run_dir / "misclassified.npz", lambda tmp: np.savez_compressed(open(tmp, "wb"), **misclassified))
+    atomic_write(run_dir / "misclassified.npz", lambda tmp: save_npz(tmp, misclassified))
     write_figures(run_dir, history, metrics)
     info = {"train_images": len(data["train"][0]) - history["config"]["val_size"], **run_info}
     (run_dir / "README.md").write_text(model_card(metrics, history, info))
     # The run is complete: the optimizer state (2x the weights) has no further use.
     (run_dir / STATE_NAME).unlink(missing_ok=True)
     return metrics
+
+
+def save_npz(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as file:  # a file object: given a path, numpy would append ".npz" to the temp name
+        np.savez_compressed(file, **arrays)
 
 
 def write_figures(run_dir: Path, history: dict, metrics: dict) -> None:

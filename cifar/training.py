@@ -57,6 +57,10 @@ def save_json(path: Path, data) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
 
 
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
 def make_optimizer(model, config: TrainConfig) -> torch.optim.SGD:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
