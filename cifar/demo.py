@@ -5,14 +5,20 @@ curves and confusion matrix are the run's PNGs, the misclassified set is the run
 only runs the model on its own image.
 """
 
+import hashlib
+import io
 import re
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import PIL.Image
 
 from .gradcam import DEFAULT_LAYER, METHODS, STAGE_LAYERS, overlay
 from .inference import DISPLAY_SIZE, BadImage, enlarge, image_tensor, load_image, prepare, probabilities
 from .run_folder import Run
+from .training import atomic_write
 
 PREDICTED = "predicted class"
 LAYERS = list(STAGE_LAYERS) + [DEFAULT_LAYER]
@@ -23,6 +29,27 @@ MAX_GALLERY = 100
 CONCURRENCY_LIMIT = 4
 QUEUE_SIZE = 64
 MAX_UPLOAD = "10mb"  # a photo is well under; anything larger is refused before it reaches us
+
+
+PNG_DIR = Path(tempfile.gettempdir()) / "cifar-demo"
+
+
+def png_file(image: np.ndarray) -> str:
+    """The image as a PNG file named by its content, written atomically.
+
+    Returning arrays lets Gradio write them to its cache with a plain write_bytes on a content-hashed
+    path: two users getting the same picture at once could have one rewrite the file while the other
+    downloads it (seen as "peer closed connection" under load). A file path goes through Gradio's
+    atomic copy instead.
+    """
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(image).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    path = PNG_DIR / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.exists():
+        PNG_DIR.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    return str(path)
 
 
 class UploadedImage(gr.Image):
@@ -62,7 +89,7 @@ class Demo:
         small, _ = model_input(image)
         probs = probabilities(self.model, small, self.tta)
         best = np.argsort(-probs)[:top_k]
-        return {self.classes[i]: float(probs[i]) for i in best}, enlarge(small)
+        return {self.classes[i]: float(probs[i]) for i in best}, png_file(enlarge(small))
 
     def explain(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED,
                 method: str = "Grad-CAM", opacity: float = 0.5):
@@ -81,9 +108,9 @@ class Demo:
         cam_method = METHODS[method]
         cams, logits = cam_method(self.model, layer)(inputs, target_class)
         shown = self.classes[target_class if target_class is not None else int(logits.argmax())]
-        heatmap = overlay(display, cams[0], opacity)
-        strip = [(overlay(display, cam_method(self.model, stage)(inputs, target_class)[0][0], opacity), stage)
-                 for stage in STAGE_LAYERS]
+        heatmap = png_file(overlay(display, cams[0], opacity))
+        strip = [(png_file(overlay(display, cam_method(self.model, stage)(inputs, target_class)[0][0], opacity)),
+                  stage) for stage in STAGE_LAYERS]
         return heatmap, strip, f"{method} for **{shown}** at `{layer}`"
 
     def refresh_explanation(self, image, layer, target, method, opacity):
@@ -122,7 +149,7 @@ class Demo:
                 picture = overlay(picture, cams[n], opacity)
             caption = (f"{self.classes[wrong['true'][i]]} → {self.classes[wrong['predicted'][i]]} "
                        f"{100 * wrong['confidence'][i]:.0f}%")
-            gallery.append((picture, caption))
+            gallery.append((png_file(picture), caption))
         summary = f"{len(chosen)} shown of {int(keep.sum())} matching ({len(keep)} misclassified test images in all)"
         return gallery, summary
 

@@ -11,7 +11,7 @@ from cifar.inference import enlarge, image_tensor, probabilities
 from cifar.run_folder import load_run
 from tests.test_app import app, client  # noqa: F401  (fixtures)
 
-CLIENTS, REQUESTS_EACH = 16, 4
+CLIENTS, REQUESTS_EACH = 16, 5
 
 
 def rss_mb() -> float:
@@ -22,7 +22,9 @@ def rss_mb() -> float:
 def test_concurrent_clients_each_get_their_own_answer(app, tmp_path):
     _, url = app
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(CLIENTS)]
+    # Pairs of users send the same image: identical answers written at the same moment must not collide.
+    distinct = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(CLIENTS // 2)]
+    images = [distinct[i // 2] for i in range(CLIENTS)]
     paths = []
     for i, image in enumerate(images):
         paths.append(tmp_path / f"user{i}.png")
