@@ -7,8 +7,11 @@ only runs the model on its own image.
 
 import hashlib
 import io
+import itertools
+import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -32,6 +35,8 @@ MAX_UPLOAD = "10mb"  # a photo is well under; anything larger is refused before 
 
 
 PNG_DIR = Path(tempfile.gettempdir()) / "cifar-demo"
+CACHE_SECONDS = 3600  # our PNGs and Gradio's cached copies live an hour
+_png_counter = itertools.count(1)
 
 
 def png_file(image: np.ndarray) -> str:
@@ -46,10 +51,25 @@ def png_file(image: np.ndarray) -> str:
     PIL.Image.fromarray(image).save(buffer, format="PNG")
     data = buffer.getvalue()
     path = PNG_DIR / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
-    if not path.exists():
+    try:
+        os.utime(path)  # handed out again: keep it out of the next prune
+    except FileNotFoundError:
         PNG_DIR.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    if next(_png_counter) % 1000 == 0:
+        prune(PNG_DIR, CACHE_SECONDS)
     return str(path)
+
+
+def prune(folder: Path, max_age: float) -> None:
+    """Delete files older than max_age seconds: a public demo must not fill the disk."""
+    cutoff = time.time() - max_age
+    for old in folder.glob("*.png"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except FileNotFoundError:  # another request pruned it first
+            pass
 
 
 class UploadedImage(gr.Image):
@@ -184,7 +204,7 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
     demo_fns = Demo(run)
     classes = run.classes
     accuracy = 100 * run.metrics["test_accuracy_tta"]
-    with gr.Blocks(title="CIFAR-10 ResNet-18 + Grad-CAM") as demo:
+    with gr.Blocks(title="CIFAR-10 ResNet-18 + Grad-CAM", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
         gr.Markdown(f"# CIFAR-10 ResNet-18 + Grad-CAM\nA ResNet-18 trained from scratch on CIFAR-10 "
                     f"({accuracy:.1f}% test accuracy). Upload a picture of one of: {', '.join(classes)}; "
                     "see what the model predicts and where it looked.")

@@ -67,3 +67,17 @@ def test_memory_and_hooks_stay_flat_over_500_requests(tiny_run):
         request()
     assert rss_mb() - before < 25
     assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+
+
+def test_served_pngs_are_pruned_after_an_hour(tmp_path):
+    import os
+    import time
+
+    from cifar.demo import prune
+
+    old, fresh = tmp_path / "old.png", tmp_path / "fresh.png"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    prune(tmp_path, 3600)
+    assert not old.exists() and fresh.exists()
