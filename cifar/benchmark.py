@@ -75,7 +75,7 @@ def bench_pipeline():
     report("augmentation pipeline (images/s, 1 process)", rate(run(ours), 256), rate(run(original), 256), "img/s")
 
 
-def bench_train_step(steps=3):
+def bench_train_step():
     """One SGD step on the CPU including the batch's augmentation: our recipe vs the original loop."""
     x, y = images(256), torch.randint(0, 10, (256,))
 

@@ -103,17 +103,33 @@ class Demo:
     # -- Predict & explain ------------------------------------------------------------------
     def predict(self, image, top_k: float = 3):
         """Top-k class probabilities, and the 32x32 image the model actually saw (enlarged)."""
-        top_k = int(top_k)
-        if not 1 <= top_k <= len(self.classes):
-            raise gr.Error(f"top_k must be between 1 and {len(self.classes)}, got {top_k}.")
-        small, _ = model_input(image)
-        probs = probabilities(self.model, small, self.tta)
-        best = np.argsort(-probs)[:top_k]
-        return {self.classes[i]: float(probs[i]) for i in best}, png_file(enlarge(small))
+        return self._predict(model_input(image), top_k)
 
     def explain(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED,
                 method: str = "Grad-CAM", opacity: float = 0.5):
         """The heatmap of `method` at `layer` for class `target`, and a strip across the four stages."""
+        return self._explain(model_input(image), layer, target, method, opacity)
+
+    def analyze(self, image, top_k, layer, target, method, opacity):
+        """predict + explain in one request, the upload decoded once: what the page runs on an upload
+        or an example click."""
+        prepared = model_input(image)
+        return *self._predict(prepared, top_k), *self._explain(prepared, layer, target, method, opacity)
+
+    def refresh_explanation(self, image, layer, target, method, opacity):
+        """explain, for the page's controls: with no image yet there is nothing to redo."""
+        return (None, [], "") if image is None else self.explain(image, layer, target, method, opacity)
+
+    def _predict(self, prepared, top_k):
+        top_k = int(top_k)
+        if not 1 <= top_k <= len(self.classes):
+            raise gr.Error(f"top_k must be between 1 and {len(self.classes)}, got {top_k}.")
+        small, _ = prepared
+        probs = probabilities(self.model, small, self.tta)
+        best = np.argsort(-probs)[:top_k]
+        return {self.classes[i]: float(probs[i]) for i in best}, png_file(enlarge(small))
+
+    def _explain(self, prepared, layer, target, method, opacity):
         if layer not in LAYERS:
             raise gr.Error(f"Unknown layer {layer!r}: choose one of {', '.join(LAYERS)}.")
         if method not in METHODS:
@@ -122,7 +138,7 @@ class Demo:
             raise gr.Error(f"Unknown class {target!r}: choose '{PREDICTED}' or one of {', '.join(self.classes)}.")
         if not 0 <= opacity <= 1:
             raise gr.Error(f"opacity must be between 0 and 1, got {opacity}.")
-        small, display = model_input(image)
+        small, display = prepared
         inputs = image_tensor(small)
         target_class = None if target == PREDICTED else self.classes.index(target)
         cam_method = METHODS[method]
@@ -132,14 +148,6 @@ class Demo:
         strip = [(png_file(overlay(display, cam_method(self.model, stage)(inputs, target_class)[0][0], opacity)),
                   stage) for stage in STAGE_LAYERS]
         return heatmap, strip, f"{method} for **{shown}** at `{layer}`"
-
-    def refresh_explanation(self, image, layer, target, method, opacity):
-        """explain, for the page's controls: with no image yet there is nothing to redo."""
-        return (None, [], "") if image is None else self.explain(image, layer, target, method, opacity)
-
-    def analyze(self, image, top_k, layer, target, method, opacity):
-        """predict + explain in one request: what the page runs on an upload or an example click."""
-        return *self.predict(image, top_k), *self.explain(image, layer, target, method, opacity)
 
     # -- Misclassified ----------------------------------------------------------------------
     def misclassified(self, count: float = 25, true_class: str = ALL, predicted_class: str = ALL,
