@@ -14,7 +14,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
+from torch.utils.data import DataLoader, Dataset, Sampler  # noqa: E402
 
 from .config import TrainConfig  # noqa: E402
 
@@ -84,41 +84,65 @@ class ArrayDataset(Dataset):
             return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(self.y[index])
         return self.transform(image=image)["image"], int(self.y[index])
 
+    def __getitems__(self, batch):
+        """A (key, indices) batch from EpochBatches: its augmentations are drawn from a generator
+        seeded by the key alone.
 
-def seed_worker(worker_id: int) -> None:
-    """Albumentations 2.x draws from its own generators, which every forked worker would copy: seed
-    each worker's Compose from torch's per-worker seed (base seed of this epoch + worker id)."""
-    info = torch.utils.data.get_worker_info()
-    if info.dataset.transform is not None:
-        info.dataset.transform.set_random_seed(torch.initial_seed() % 2**32)
+        Albumentations 2.x draws from generators that every forked worker would copy; seeding per batch
+        (not per worker in `worker_init_fn`) also makes the batch independent of which worker builds
+        it, of how many there are, and of whether they persisted from earlier epochs."""
+        key, indices = batch
+        if self.transform is not None:
+            self.transform.set_random_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+        return [self[index] for index in indices]
+
+
+class EpochBatches(Sampler):
+    """Batches of one shuffle per epoch, a function of (seed, epoch) alone, each with the key that
+    seeds its augmentations (seed, epoch, rank, batch number).
+
+    Under DDP every rank shuffles with the same seed and takes every world-th image: disjoint shards of
+    equal size. Incomplete last batches are dropped (BatchNorm dislikes tiny batches).
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.size, self.batch_size, self.seed, self.rank, self.world = size, batch_size, seed, rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.size // self.world // self.batch_size
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        shard = order[self.rank::self.world].tolist()
+        for number in range(len(self)):
+            key = (self.seed, self.epoch, self.rank, number)
+            yield key, shard[number * self.batch_size:(number + 1) * self.batch_size]
 
 
 class EpochLoader:
-    """A shuffling DataLoader whose order and augmentations depend only on (seed, epoch).
+    """A DataLoader over EpochBatches: epoch e yields the same batches whether this loader ran epochs
+    0..e-1 before or was just made by a resumed run, which is what makes resuming exact.
 
-    That is what lets a resumed run see exactly the batches an uninterrupted one would have.
+    Workers persist across epochs (no start-up cost per epoch on a GPU machine); that is safe because
+    the augmentations are seeded per batch, not per worker.
     """
 
     def __init__(self, dataset: ArrayDataset, batch_size: int, seed: int, workers: int, pin_memory: bool,
-                 sampler=None):
-        self.dataset, self.seed = dataset, seed
-        self.generator = torch.Generator()
-        self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
-                                 drop_last=True, num_workers=workers, pin_memory=pin_memory,
-                                 worker_init_fn=seed_worker, generator=self.generator,
-                                 prefetch_factor=4 if workers else None)
+                 rank: int = 0, world: int = 1):
+        self.batches = EpochBatches(len(dataset), batch_size, seed, rank, world)
+        self.loader = DataLoader(dataset, batch_sampler=self.batches, num_workers=workers, pin_memory=pin_memory,
+                                 persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
 
     def epoch(self, epoch: int):
-        epoch_seed = self.seed * 100_003 + epoch
-        self.generator.manual_seed(epoch_seed)
-        if getattr(self.loader.sampler, "set_epoch", None):
-            self.loader.sampler.set_epoch(epoch)
-        if self.loader.num_workers == 0 and self.dataset.transform is not None:
-            self.dataset.transform.set_random_seed(epoch_seed)
+        self.batches.set_epoch(epoch)
         return iter(self.loader)
 
     def __len__(self):
-        return len(self.loader)
+        return len(self.batches)
 
 
 def eval_batches(x: np.ndarray, batch_size: int = 1000):

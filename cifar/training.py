@@ -14,7 +14,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from .config import TrainConfig
@@ -116,10 +115,9 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
     model = ResNet18(mean=config.mean, std=config.std).to(device, memory_format=torch.channels_last)
     workers = config.workers if config.workers >= 0 else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     dataset = ArrayDataset(x_train, y_train, train_transform(config))
-    shard = DistributedSampler(dataset, world, rank, seed=config.seed, drop_last=True) if world > 1 else None
-    # Each rank's augmentations come from a stream of its own (seed offset by rank).
-    loader = EpochLoader(dataset, config.batch_size // world, config.seed + 1000 * rank, workers,
-                         pin_memory=device.type == "cuda", sampler=shard)
+    # Under DDP each rank loads its own shard of every epoch, batch_size/world images a step.
+    loader = EpochLoader(dataset, config.batch_size // world, config.seed, workers,
+                         pin_memory=device.type == "cuda", rank=rank, world=world)
     optimizer = make_optimizer(model, config)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(config, config.epochs * len(loader)))
     history = {"config": config.to_dict(), "device": str(device), "processes": world, "epochs": []}

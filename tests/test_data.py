@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cifar.config import make_config
-from cifar.data import ArrayDataset, EpochLoader, load_cifar10, split_validation, train_transform
+from cifar.data import ArrayDataset, EpochBatches, EpochLoader, load_cifar10, split_validation, train_transform
 
 
 def test_load_from_npz_folder(tmp_path):
@@ -49,10 +49,26 @@ def test_two_workers_do_not_share_an_augmentation_stream(tiny_data):
     assert not torch.equal(first, second)
 
 
-def test_epoch_order_and_augmentation_depend_only_on_seed_and_epoch(tiny_data):
+def test_epoch_batches_depend_only_on_seed_and_epoch(tiny_data):
+    # A persistent-worker loader that already ran epochs 0-2 (an uninterrupted run), a fresh one (a
+    # resumed run) and one without workers all give epoch 3 the same order and augmentations.
     x, y = tiny_data["train"]
-    for workers in (0, 2):
-        make = lambda: EpochLoader(ArrayDataset(x, y, train_transform(make_config())), 16, 0, workers, False)
-        a, b = make(), make()
-        assert torch.equal(augmented_batches(a, 3), augmented_batches(b, 3))
-        assert not torch.equal(augmented_batches(a, 3), augmented_batches(a, 4))
+    make = lambda workers: EpochLoader(ArrayDataset(x, y, train_transform(make_config())), 16, 0, workers, False)
+    uninterrupted = make(workers=2)
+    for epoch in range(3):
+        augmented_batches(uninterrupted, epoch)
+    epoch3 = augmented_batches(uninterrupted, 3)
+    assert torch.equal(epoch3, augmented_batches(make(workers=2), 3))
+    assert torch.equal(epoch3, augmented_batches(make(workers=0), 3))
+    assert not torch.equal(epoch3, augmented_batches(uninterrupted, 4))
+
+
+def test_ranks_get_disjoint_equal_shards_of_one_shuffle():
+    shards = [EpochBatches(103, 10, seed=0, rank=rank, world=2) for rank in (0, 1)]
+    for shard in shards:
+        shard.set_epoch(5)
+    indices = [[i for _, batch in shard for i in batch] for shard in shards]
+    assert len(indices[0]) == len(indices[1]) == 50  # 51 per rank, the incomplete batch dropped
+    assert not set(indices[0]) & set(indices[1])
+    keys = [key for shard in shards for key, _ in shard]
+    assert len(set(keys)) == len(keys)  # every batch of every rank has its own augmentation stream
