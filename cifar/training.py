@@ -30,6 +30,18 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+def device_name(device: torch.device, processes: int = 1) -> str:
+    """What the model card says the run trained on, e.g. "NVIDIA H100 80GB HBM3" or "CPU (AMD EPYC, 2 cores)"."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        cpuinfo = Path("/proc/cpuinfo")
+        models = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+                  if line.startswith("model name")]
+        name = f"CPU ({models[0] + ', ' if models else ''}{os.cpu_count()} cores)"
+    return f"{processes} x {name}" if processes > 1 else name
+
+
 def distributed(device: torch.device) -> tuple[int, int]:
     """(rank, world size). Under `torchrun`, joins the process group: NCCL on GPUs, gloo on CPUs."""
     world = int(os.environ.get("WORLD_SIZE", 1))

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -109,4 +110,6 @@ def test_train_cli_end_to_end(tmp_path, tiny_data):
     assert result.returncode == 0, result.stderr
     assert "test accuracy" in result.stdout
     assert RUN_FILES <= {p.name for p in out.iterdir()}
-    assert "--data-dir" in (out / "README.md").read_text()  # the card says how to reproduce the run
+    card = (out / "README.md").read_text()
+    assert "--data-dir" in card  # the card says how to reproduce the run ...
+    assert "| trained on | CPU (" in card and f"{os.cpu_count()} cores)" in card  # ... and where it trained
