@@ -141,12 +141,10 @@ class Demo:
         small, display = prepared
         inputs = image_tensor(small)
         target_class = None if target == PREDICTED else self.classes.index(target)
-        cam_method = METHODS[method]
-        cams, logits = cam_method(self.model, layer)(inputs, target_class)
+        cams, logits = METHODS[method](self.model, (layer, *STAGE_LAYERS))(inputs, target_class)
         shown = self.classes[target_class if target_class is not None else int(logits.argmax())]
-        heatmap = png_file(overlay(display, cams[0], opacity))
-        strip = [(png_file(overlay(display, cam_method(self.model, stage)(inputs, target_class)[0][0], opacity)),
-                  stage) for stage in STAGE_LAYERS]
+        heatmap = png_file(overlay(display, cams[0, 0], opacity))
+        strip = [(png_file(overlay(display, cam, opacity)), stage) for cam, stage in zip(cams[0, 1:], STAGE_LAYERS)]
         return heatmap, strip, f"{method} for **{shown}** at `{layer}`"
 
     # -- Misclassified ----------------------------------------------------------------------
@@ -174,7 +172,7 @@ class Demo:
         for n, i in enumerate(chosen):
             picture = enlarge(images[n], 128)
             if with_gradcam:
-                picture = overlay(picture, cams[n], opacity)
+                picture = overlay(picture, cams[n, 0], opacity)
             caption = (f"{self.classes[wrong['true'][i]]} → {self.classes[wrong['predicted'][i]]} "
                        f"{100 * wrong['confidence'][i]:.0f}%")
             gallery.append((png_file(picture), caption))

@@ -1,15 +1,16 @@
 """Grad-CAM and Grad-CAM++, our own implementation (the original project's point).
 
-Like pytorch-grad-cam: `BaseCAM` owns the hook on the target layer and its cleanup (a context
+Like pytorch-grad-cam: `BaseCAM` owns the hooks on the target layers and their cleanup (a context
 manager, so no hook outlives a call, even one that raises), and each method only says how to weight
 the activation channels from their gradients.
 
 Safe under concurrent requests on one shared model: the hook records activations only for the
-thread that registered it, and gradients are taken with `torch.autograd.grad` with respect to that
-activation, so no `.grad` on the shared parameters is ever written.
+thread that registered it, and gradients are taken with `torch.autograd.grad` with respect to those
+activations, so no `.grad` on the shared parameters is ever written.
 """
 
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 import cv2
@@ -27,11 +28,16 @@ def layer_names(model: torch.nn.Module) -> list:
 
 
 class BaseCAM:
-    def __init__(self, model: torch.nn.Module, target_layer: str):
+    """target_layers: one layer name, or several: their heatmaps all come from one forward and one
+    backward pass (the app's strip across the four stages costs about one heatmap, not four)."""
+
+    def __init__(self, model: torch.nn.Module, target_layers: str | Sequence[str]):
         modules = dict(model.named_modules())
-        if target_layer not in modules or not target_layer:
-            raise ValueError(f"unknown layer {target_layer!r}; try one of {', '.join(STAGE_LAYERS + (DEFAULT_LAYER,))}")
-        self.model, self.target_layer, self.layer = model, target_layer, modules[target_layer]
+        self.target_layers = (target_layers,) if isinstance(target_layers, str) else tuple(target_layers)
+        for name in self.target_layers:
+            if name not in modules or not name:
+                raise ValueError(f"unknown layer {name!r}; try one of {', '.join(STAGE_LAYERS + (DEFAULT_LAYER,))}")
+        self.model, self.layers = model, [modules[name] for name in self.target_layers]
 
     def weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) activations and gradients -> (N, C) channel weights."""
@@ -41,41 +47,50 @@ class BaseCAM:
     def _capture(self):
         captured, owner = {}, threading.get_ident()
 
-        def hook(module, inputs, output):
-            if threading.get_ident() == owner:
-                captured["activations"] = output
+        def hook_for(name):
+            def hook(module, inputs, output):
+                if threading.get_ident() == owner:
+                    captured[name] = output
+            return hook
 
-        handle = self.layer.register_forward_hook(hook)
+        handles = [layer.register_forward_hook(hook_for(name)) for name, layer in zip(self.target_layers, self.layers)]
         try:
             yield captured
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
 
     def __call__(self, images: torch.Tensor, target_classes=None):
         """Heatmaps for float [0, 1] images (N, 3, H, W).
 
         target_classes: None (each image's predicted class), an int, or one int per image.
-        Returns (cams, logits): cams (N, H, W) float32 in [0, 1] at the input size, logits (N, classes).
+        Returns (cams, logits): cams (N, layers, H, W) float32 in [0, 1] at the input size, in the
+        order of target_layers; logits (N, classes).
         """
         self.model.eval()
         with self._capture() as captured, torch.enable_grad():
             logits = self.model(images)
-            if "activations" not in captured:
-                raise RuntimeError(f"layer {self.target_layer!r} did not run in the forward pass")
-            activations = captured["activations"]
+            missing = [name for name in self.target_layers if name not in captured]
+            if missing:
+                raise RuntimeError(f"layer {missing[0]!r} did not run in the forward pass")
+            activations = [captured[name] for name in self.target_layers]
             if target_classes is None:
                 targets = logits.argmax(1)
             else:
                 targets = torch.as_tensor(target_classes, device=logits.device).expand(len(images))
             score = logits.gather(1, targets.view(-1, 1)).sum()
-            (gradients,) = torch.autograd.grad(score, activations)
+            gradients = torch.autograd.grad(score, activations)
         with torch.no_grad():
-            weights = self.weights(activations, gradients)
-            cams = F.relu((weights[:, :, None, None] * activations).sum(1, keepdim=True))
-            cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-            low = cams.amin((1, 2), keepdim=True)
-            cams = (cams - low) / (cams.amax((1, 2), keepdim=True) - low).clamp_min(1e-12)
+            cams = torch.stack([self._heatmaps(a, g, images.shape[-2:]) for a, g in zip(activations, gradients)], 1)
         return cams.float().cpu().numpy(), logits.detach()
+
+    def _heatmaps(self, activations, gradients, size) -> torch.Tensor:
+        """(N, H, W) heatmaps of one layer, each scaled to [0, 1]."""
+        weights = self.weights(activations, gradients)
+        cams = F.relu((weights[:, :, None, None] * activations).sum(1, keepdim=True))
+        cams = F.interpolate(cams, size=size, mode="bilinear", align_corners=False)[:, 0]
+        low = cams.amin((1, 2), keepdim=True)
+        return (cams - low) / (cams.amax((1, 2), keepdim=True) - low).clamp_min(1e-12)
 
 
 class GradCAM(BaseCAM):

@@ -38,6 +38,7 @@ def test_matches_pytorch_grad_cam(model, ours, reference, layer):
     images = torch.rand(4, 3, 32, 32)
     targets = model(images).argmax(1).tolist()
     cams, _ = ours(model, layer)(images, targets)
+    cams = cams[:, 0]
     module = dict(model.named_modules())[layer]
     with reference(model=model, target_layers=[module]) as cam:
         expected = cam(input_tensor=images, targets=[ClassifierOutputTarget(t) for t in targets])
@@ -50,8 +51,8 @@ def test_matches_pytorch_grad_cam(model, ours, reference, layer):
 
 def test_heatmaps_are_input_sized_and_scaled(model):
     cams, logits = GradCAM(model, "layer2")(torch.rand(3, 3, 32, 32))
-    assert cams.shape == (3, 32, 32) and cams.dtype == np.float32
-    peaks = cams.max((1, 2))
+    assert cams.shape == (3, 1, 32, 32) and cams.dtype == np.float32
+    peaks = cams.max((2, 3)).ravel()
     assert cams.min() >= 0 and peaks.max() == pytest.approx(1, abs=1e-3)
     assert all(peak == pytest.approx(1, abs=1e-3) or peak == 0 for peak in peaks)  # 0: no positive evidence
     assert logits.shape == (3, 10)
@@ -114,3 +115,13 @@ def test_overlay_opacity_is_the_heatmaps_weight():
     assert tuple(only_heat[0, 0]) == (0, 0, 128)  # JET at 0 is dark blue
     with pytest.raises(ValueError):
         overlay(image, cam, 1.5)
+
+
+def test_several_layers_in_one_pass_equal_one_layer_at_a_time(model):
+    layers = ("layer4.1.conv2", "layer1", "layer2", "layer3", "layer4")
+    images = torch.rand(2, 3, 32, 32)
+    for method in (GradCAM, GradCAMPlusPlus):
+        together, _ = method(model, layers)(images, 3)
+        assert together.shape == (2, len(layers), 32, 32)
+        for i, layer in enumerate(layers):
+            np.testing.assert_allclose(together[:, i], method(model, layer)(images, 3)[0][:, 0], atol=1e-5)
