@@ -23,11 +23,12 @@ def is_channels_last(model) -> bool:
 
 
 @torch.no_grad()
-def tta_logits(model, images: torch.Tensor, tta: str = "flip") -> torch.Tensor:
-    """Mean logits over the views of `images` (float NCHW in [0, 1]).
+def view_logits(model, images: torch.Tensor, tta: str = "flip") -> torch.Tensor:
+    """Logits (views, N, classes) of every view of `images` (float NCHW in [0, 1]); view 0 is the
+    images themselves, so the plain prediction comes free with the augmented one.
 
-    flip: the image and its mirror. flip_translate: also both shifted by 2 pixels
-    (reflect-padded), the translations the model saw in training.
+    flip: the image and its mirror. flip_translate: also both shifted by 2 pixels each way along the
+    diagonal (reflect-padded), translations the model saw in training.
     """
     if tta not in TTA_MODES:
         raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
@@ -37,18 +38,23 @@ def tta_logits(model, images: torch.Tensor, tta: str = "flip") -> torch.Tensor:
     if tta == "flip_translate":
         padded = F.pad(torch.cat(views), (2, 2, 2, 2), mode="reflect")
         views += [padded[..., :32, :32], padded[..., 4:, 4:]]
-    logits = model(torch.cat(views))
-    return torch.stack(logits.split(len(images))).mean(0)
+    return torch.stack(model(torch.cat(views)).split(len(images)))
+
+
+def tta_logits(model, images: torch.Tensor, tta: str = "flip") -> torch.Tensor:
+    """Mean logits (N, classes) over the views of `images`."""
+    return view_logits(model, images, tta).mean(0)
 
 
 @torch.no_grad()
 def predict_arrays(model, x: np.ndarray, tta: str = "none", batch_size: int = 500, device="cpu") -> np.ndarray:
-    """Logits (N, classes) for uint8 NHWC images."""
+    """Logits (views, N, classes) for uint8 NHWC images: view 0 plain, the mean over views is the TTA
+    prediction."""
     model.eval()
     channels_last = is_channels_last(model)
-    out = [tta_logits(model, to_model_input(batch, device, channels_last), tta).float().cpu()
+    out = [view_logits(model, to_model_input(batch, device, channels_last), tta).float().cpu()
            for batch in eval_batches(x, batch_size)]
-    return torch.cat(out).numpy()
+    return torch.cat(out, 1).numpy()
 
 
 def loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -63,8 +69,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def test_report(model, x: np.ndarray, y: np.ndarray, classes: list, tta: str, device="cpu"):
     """(metrics dict, misclassified arrays) for a trained model on the test set."""
-    plain = predict_arrays(model, x, "none", device=device)
-    augmented = predict_arrays(model, x, tta, device=device) if tta != "none" else plain
+    views = predict_arrays(model, x, tta, device=device)
+    plain, augmented = views[0], views.mean(0)
     predicted = augmented.argmax(1)
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)

@@ -193,7 +193,7 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
         splits = [("test", x_test, y_test)] + ([("val", *validation)] if validation else [])
         for name, x, y in splits:
             record[f"{name}_loss"], record[f"{name}_accuracy"] = loss_and_accuracy(
-                predict_arrays(model, x, device=device), y)
+                predict_arrays(model, x, device=device)[0], y)
         record["seconds"] = time.perf_counter() - started
         history["epochs"].append(record)
         summary = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k.endswith(("loss", "accuracy")))

@@ -3,6 +3,7 @@
 UPDATE_SCREENSHOTS=1 also writes the README's screenshots (docs/screenshots/*.png).
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -93,7 +94,8 @@ def test_training_tab_shows_curves_and_metrics(page):
     curves = page.locator("#accuracy-curve img").first
     expect(curves).to_be_visible(timeout=30_000)
     assert image_loaded(curves)
-    expect(page.get_by_text("with flip TTA")).to_be_visible()
+    served_tta = json.loads((ROOT / "checkpoints" / "resnet18-cifar10" / "metrics.json").read_text())["tta"]
+    expect(page.get_by_text(f"with {served_tta} TTA")).to_be_visible()
     expect(page.get_by_text("Per-class accuracy")).to_be_visible()
     screenshot(page, "training")
 
