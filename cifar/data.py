@@ -145,7 +145,7 @@ class EpochLoader:
         return len(self.batches)
 
 
-def eval_batches(x: np.ndarray, batch_size: int = 1000):
+def eval_batches(x: np.ndarray, batch_size: int):
     """Fixed-order uint8 NCHW batches for evaluation: no workers needed, nothing to augment."""
     for start in range(0, len(x), batch_size):
         yield torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size].transpose(0, 3, 1, 2)))

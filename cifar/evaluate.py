@@ -6,7 +6,11 @@ import torch.nn.functional as F
 
 from .data import eval_batches
 
-TTA_MODES = ("none", "flip", "flip_translate")
+TTA_VIEWS = {"none": 1, "flip": 2, "flip_translate": 6}  # views each image is predicted from
+TTA_MODES = tuple(TTA_VIEWS)
+# Images per forward pass in evaluation. On the 2-core CPU small batches are faster (cache-bound):
+# channels_last, 176 img/s at 64 vs 143 at 128 and 149 at 500. GPUs want large ones.
+FORWARD_BATCH = {"cpu": 64, "cuda": 1024}
 
 
 def to_model_input(images: torch.Tensor, device, channels_last: bool = True) -> torch.Tensor:
@@ -47,11 +51,14 @@ def tta_logits(model, images: torch.Tensor, tta: str = "flip") -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_arrays(model, x: np.ndarray, tta: str = "none", batch_size: int = 500, device="cpu") -> np.ndarray:
+def predict_arrays(model, x: np.ndarray, tta: str = "none", batch_size: int | None = None,
+                   device="cpu") -> np.ndarray:
     """Logits (views, N, classes) for uint8 NHWC images: view 0 plain, the mean over views is the TTA
-    prediction."""
+    prediction. batch_size: images per batch, by default FORWARD_BATCH images per forward (views
+    included)."""
     model.eval()
     channels_last = is_channels_last(model)
+    batch_size = batch_size or max(1, FORWARD_BATCH.get(torch.device(device).type, 64) // TTA_VIEWS.get(tta, 1))
     out = [view_logits(model, to_model_input(batch, device, channels_last), tta).float().cpu()
            for batch in eval_batches(x, batch_size)]
     return torch.cat(out, 1).numpy()
