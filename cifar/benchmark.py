@@ -107,7 +107,7 @@ def bench_train_step():
 
 
 def bench_inference(model_path):
-    from .evaluate import TTA_MODES
+    from .evaluate import TTA_MODES, predict_arrays
     from .run_folder import load_run
 
     run = load_run(model_path)
@@ -131,6 +131,9 @@ def bench_inference(model_path):
     print(f"{f'predict ({served_tta} TTA) + Grad-CAM, one image (p50)':<48} {explain:8.1f} ms   (target <= 40 ms)")
     report("Grad-CAM alone vs pytorch-grad-cam (p50)", p50_ms(ours_cam), p50_ms(reference), "ms",
            higher_is_better=False)
+    test_images = images(1024)
+    report("test-set evaluation, default batch vs 500 (img/s)", rate(lambda: predict_arrays(model, test_images), 1024),
+           rate(lambda: predict_arrays(model, test_images, batch_size=500), 1024), "img/s")
     # The app's explanation: the chosen layer plus a strip across the four stages.
     layers = (DEFAULT_LAYER, *STAGE_LAYERS)
     report("5 heatmaps in one pass vs one layer at a time (p50)", p50_ms(lambda: GradCAM(model, layers)(inputs)),
