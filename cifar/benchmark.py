@@ -170,6 +170,12 @@ def bench_app(model_path, clients=16, seconds=30):
         print(f"{'app start to first answer':<48} {time.perf_counter() - started:8.1f} s    (target < 10 s)")
         latency = p50_ms(lambda: client.predict(handle_file(examples[0]), 3, api_name="/predict"), repeats=30)
         print(f"{'predict through the app (p50)':<48} {latency:8.1f} ms   (target <= 150 ms)")
+        from .demo import Demo
+        from .run_folder import load_run
+
+        handler = Demo(load_run(model_path)).predict
+        print(f"{'  of which our handler, in-process (p50)':<48} {p50_ms(lambda: handler(examples[0], 3)):8.1f} ms"
+              "   (the rest: Gradio's upload, queue, result stream and download)")
 
         expected = {path: client.predict(handle_file(path), 1, api_name="/predict")[0]["label"] for path in examples}
         counts, errors, wrong = [0] * clients, [], []
