@@ -89,7 +89,7 @@ def main(argv=None) -> None:
 
     from cifar.data import load_cifar10
     from cifar.run_folder import finish_run
-    from cifar.training import device_name, is_main_process, pick_device, train
+    from cifar.training import is_main_process, pick_device, train
 
     config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          label_smoothing=args.label_smoothing, cutout=args.cutout, val_size=args.val_size,
@@ -106,9 +106,7 @@ def main(argv=None) -> None:
     if is_main_process():  # under torchrun, rank 0 alone writes the run folder and pushes
         command = "python train.py " + shlex.join(a for a in (argv if argv is not None else sys.argv[1:])
                                                   if a != "--resume")
-        processes = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        metrics = finish_run(args.out, data, model, {"device": device_name(device, processes), "command": command},
-                             device)
+        metrics = finish_run(args.out, data, model, {"command": command}, device)
         print(f"done in {(time.perf_counter() - started) / 60:.1f} min: test accuracy "
               f"{100 * metrics['test_accuracy']:.2f}% ({100 * metrics['test_accuracy_tta']:.2f}% with "
               f"{metrics['tta']} TTA); run folder {args.out}")

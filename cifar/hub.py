@@ -48,7 +48,7 @@ CIFAR-10 with the `train.py` of cifar-resnet-gradcam. Weights are stored in fp16
 | test accuracy with {metrics['tta']} test-time augmentation | **{accuracy_tta:.2f}%** |
 | test images | {metrics['test_images']:,} |
 | epochs | {len(history['epochs'])} |
-| trained on | {run_info['device']} |
+| trained on | {history['device']} |
 | training time | {minutes:.1f} min |
 | training set | {run_info['train_images']:,} images |
 

@@ -132,7 +132,7 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
                          pin_memory=device.type == "cuda", rank=rank, world=world)
     optimizer = make_optimizer(model, config)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(config, config.epochs * len(loader)))
-    history = {"config": config.to_dict(), "device": str(device), "processes": world, "epochs": []}
+    history = {"config": config.to_dict(), "processes": world, "epochs": []}
 
     state_path = run_dir / STATE_NAME
     if resume and state_path.exists():
@@ -146,6 +146,7 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
         print(f"resuming {run_dir} after epoch {len(history['epochs'])}/{config.epochs}")
     elif state_path.exists():
         raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or pick another --out")
+    history["device"] = device_name(device, world)  # set again on resume: the machine the run finishes on
 
     # bf16 autocast is fast on GPUs and ~13x slower than fp32 on CPUs: CUDA only.
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -45,5 +45,5 @@ def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     data = synthetic_cifar()
     model = train(make_config(epochs=1, batch_size=16, lr=0.05, workers=0), data, run_dir, progress=False)
-    finish_run(run_dir, data, model, {"device": "CPU (test)", "command": "pytest"})
+    finish_run(run_dir, data, model, {"command": "pytest"})
     return run_dir
