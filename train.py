@@ -22,6 +22,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="fast", help="preset hyperparameters")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--micro-batch", type=int, help="images per forward/backward, gradients accumulate "
+                        "to the batch (default: 64 on CPU, the whole batch on GPU)")
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--cutout", type=int, help="cutout hole size in pixels (0: off)")
@@ -42,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_args(args) -> None:
     """Everything that can be checked before training, so a bad call fails in seconds, not hours."""
-    for name in ("epochs", "batch_size", "val_size", "workers", "cutout"):
+    for name in ("epochs", "batch_size", "micro_batch", "val_size", "workers", "cutout"):
         value = getattr(args, name)
         minimum = 1 if name in ("epochs", "batch_size") else (-1 if name == "workers" else 0)
         if value is not None and value < minimum:
@@ -91,9 +93,9 @@ def main(argv=None) -> None:
     from cifar.run_folder import finish_run
     from cifar.training import is_main_process, pick_device, train
 
-    config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         label_smoothing=args.label_smoothing, cutout=args.cutout, val_size=args.val_size,
-                         seed=args.seed, workers=args.workers, compile=args.compile)
+    config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch,
+                         lr=args.lr, label_smoothing=args.label_smoothing, cutout=args.cutout,
+                         val_size=args.val_size, seed=args.seed, workers=args.workers, compile=args.compile)
     device = torch.device(args.device) if args.device else pick_device()
     data = load_cifar10(args.data_dir)
     started = time.perf_counter()

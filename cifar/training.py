@@ -8,6 +8,7 @@ every epoch, so an interrupted run resumed with `resume=True` produces the same 
 import json
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -99,6 +100,36 @@ def one_cycle(config: TrainConfig, total_steps: int):
     return multiplier
 
 
+CPU_MICRO_BATCH = 64  # see TrainConfig.micro_batch
+
+
+def micro_batch_size(config: TrainConfig, device: torch.device, batch: int) -> int:
+    if config.micro_batch:
+        return min(config.micro_batch, batch)
+    return min(CPU_MICRO_BATCH, batch) if device.type == "cpu" else batch
+
+
+def train_step(step_model, optimizer, images, labels, micro_batch: int, label_smoothing: float,
+               autocast=nullcontext(), ddp: DistributedDataParallel | None = None):
+    """One optimizer step on a batch, run in micro-batches of at most `micro_batch` images whose
+    gradients sum to the whole batch's. Returns (summed loss, number correct) as device tensors."""
+    optimizer.zero_grad(set_to_none=True)
+    chunks = -(-len(labels) // micro_batch)
+    loss_sum, correct = 0, 0
+    for i, (x, y) in enumerate(zip(images.tensor_split(chunks), labels.tensor_split(chunks))):
+        # Under DDP the gradients are all-reduced once a step, in the last micro-batch's backward.
+        with ddp.no_sync() if ddp is not None and i < chunks - 1 else nullcontext():
+            with autocast:
+                logits = step_model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            (loss * (len(y) / len(labels))).backward()
+        # Sums stay on the device: a .item() per step would sync the GPU every batch.
+        loss_sum = loss_sum + loss.detach() * len(y)
+        correct = correct + (logits.argmax(1) == y).sum()
+    optimizer.step()
+    return loss_sum, correct
+
+
 def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, device=None,
           progress: bool = True, stop_after_epochs: int | None = None) -> ResNet18:
     """Train (or resume) a run in `run_dir`; returns the model with its final weights.
@@ -150,9 +181,10 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
 
     # bf16 autocast is fast on GPUs and ~13x slower than fp32 on CPUs: CUDA only.
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    step_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
-        if world > 1 else model
-    step_model = torch.compile(step_model) if config.compile else step_model
+    ddp = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else None
+    step_model = torch.compile(ddp or model) if config.compile else (ddp or model)
+    micro_batch = micro_batch_size(config, device, config.batch_size // world)
+    history["micro_batch"] = micro_batch
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -169,16 +201,11 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
                    disable=not progress or rank > 0, leave=False)
         for images, labels in bar:
             images, labels = to_model_input(images, device), labels.to(device, non_blocking=True)
-            with autocast:
-                logits = step_model(images)
-                loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            batch_loss, batch_correct = train_step(step_model, optimizer, images, labels, micro_batch,
+                                                   config.label_smoothing, autocast, ddp)
             schedule.step()
-            # Accumulate on the device: a .item() per step would sync the GPU every batch.
-            loss_sum += loss.detach() * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
+            loss_sum += batch_loss
+            correct += batch_correct
             seen += len(labels)
         if world > 1:
             for total in (loss_sum, correct, seen):

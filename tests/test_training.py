@@ -9,7 +9,7 @@ import torch
 
 from cifar.config import RECIPES, TrainConfig, make_config
 from cifar.run_folder import finish_run
-from cifar.training import STATE_NAME, one_cycle, train
+from cifar.training import STATE_NAME, micro_batch_size, one_cycle, train, train_step
 
 RUN_FILES = {"model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz",
              "accuracy.png", "loss.png", "confusion_matrix.png", "README.md"}
@@ -113,3 +113,27 @@ def test_train_cli_end_to_end(tmp_path, tiny_data):
     card = (out / "README.md").read_text()
     assert "--data-dir" in card  # the card says how to reproduce the run ...
     assert "| trained on | CPU (" in card and f"{os.cpu_count()} cores)" in card  # ... and where it trained
+
+
+def test_micro_batches_sum_to_the_whole_batch_gradient():
+    # No BatchNorm here, so accumulating 3 uneven micro-batches must equal one pass over all 10 images.
+    def step(micro_batch):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+        images, labels = torch.rand(10, 3, 2, 2), torch.arange(10)
+        loss_sum, correct = train_step(model, optimizer, images, labels, micro_batch, label_smoothing=0.1)
+        return model.state_dict(), loss_sum.item(), correct.item()
+
+    whole, accumulated = step(10), step(4)
+    for name, tensor in whole[0].items():
+        torch.testing.assert_close(accumulated[0][name], tensor)
+    assert accumulated[1] == pytest.approx(whole[1]) and accumulated[2] == whole[2]
+
+
+def test_micro_batch_defaults_to_64_on_cpu_and_the_whole_batch_on_gpu():
+    config = make_config()
+    assert micro_batch_size(config, torch.device("cpu"), 256) == 64
+    assert micro_batch_size(config, torch.device("cuda"), 256) == 256
+    assert micro_batch_size(config, torch.device("cpu"), 16) == 16
+    assert micro_batch_size(make_config(micro_batch=32), torch.device("cuda"), 256) == 32
