@@ -49,6 +49,7 @@ CIFAR-10 with the `train.py` of cifar-resnet-gradcam. Weights are stored in fp16
 | test images | {metrics['test_images']:,} |
 | epochs | {len(history['epochs'])} |
 | trained on | {history['device']} |
+| images per forward (micro-batch) | {history['micro_batch']}: gradients accumulate to batches of {config['batch_size']} |
 | training time | {minutes:.1f} min |
 | training set | {run_info['train_images']:,} images |
 

@@ -113,6 +113,7 @@ def test_train_cli_end_to_end(tmp_path, tiny_data):
     card = (out / "README.md").read_text()
     assert "--data-dir" in card  # the card says how to reproduce the run ...
     assert "| trained on | CPU (" in card and f"{os.cpu_count()} cores)" in card  # ... and where it trained
+    assert "| images per forward (micro-batch) | 16: gradients accumulate to batches of 16 |" in card
 
 
 def test_micro_batches_sum_to_the_whole_batch_gradient():
