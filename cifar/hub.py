@@ -20,6 +20,13 @@ def model_card(metrics: dict, history: dict, run_info: dict) -> str:
     per_class = "\n".join(f"| {name} | {100 * acc:.1f}% |" for name, acc in metrics["per_class_accuracy"].items())
     recipe = "\n".join(f"| `{k}` | `{v}` |" for k, v in config.items())
     minutes = sum(e["seconds"] for e in history["epochs"]) / 60
+    if config["val_size"]:
+        how_chosen = (f"{config['val_size']:,} training images were held out as a validation split; the test "
+                      "set was used only for the numbers above.")
+    else:
+        how_chosen = ("Trained on the whole training set: the hyperparameters were fixed before the run, from "
+                      "published recipes (`cifar/config.py` says which), and none was chosen by looking at the "
+                      "test set.")
     return f"""---
 library_name: pytorch
 license: mit
@@ -76,7 +83,8 @@ or run the Gradio demo: `python app.py --model path/or/user-repo`.
 ## Training recipe
 
 SGD with Nesterov momentum, cross-entropy with label smoothing, one-cycle learning rate;
-Albumentations augmentation (reflect-pad + random crop, horizontal flip, cutout). Reproduce with:
+Albumentations augmentation (reflect-pad + random crop, horizontal flip, cutout). {how_chosen}
+Reproduce with:
 
 ```
 {run_info['command']}

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from cifar.config import RECIPES, TrainConfig, make_config
+from cifar.hub import model_card
 from cifar.run_folder import finish_run
 from cifar.training import STATE_NAME, micro_batch_size, one_cycle, train, train_step
 
@@ -63,6 +64,16 @@ def test_finished_run_folder_has_every_artifact(tiny_run):
         assert ((0 < wrong["confidence"]) & (wrong["confidence"] <= 1)).all()
     card = (tiny_run / "README.md").read_text()
     assert f"{100 * metrics['test_accuracy']:.2f}%" in card
+
+
+def test_model_card_says_how_the_hyperparameters_were_chosen(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    history = json.loads((tiny_run / "history.json").read_text())
+    whole = model_card(metrics, history, {"command": "train.py", "train_images": 50_000})
+    assert "none was chosen by looking at the test set" in whole and "held out" not in whole
+    history["config"]["val_size"] = 5000
+    held_out = model_card(metrics, history, {"command": "train.py", "train_images": 45_000})
+    assert "5,000 training images were held out as a validation split" in held_out
 
 
 def test_one_cycle_shape():
