@@ -45,7 +45,7 @@ def load_cifar10(data_dir: str | None = None) -> dict:
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, val_size: int, seed: int):
-    """Hold `val_size` training images out (stratified by shuffling with a fixed seed)."""
+    """Hold `val_size` training images out: a random split, the same for the same seed."""
     order = np.random.default_rng(seed).permutation(len(x))
     val, train = order[:val_size], order[val_size:]
     return (x[train], y[train]), (x[val], y[val])

@@ -64,6 +64,13 @@ def predict_arrays(model, x: np.ndarray, tta: str = "none", batch_size: int | No
     return torch.cat(out, 1).numpy()
 
 
+def accuracy_by_tta(model, x: np.ndarray, y: np.ndarray, device="cpu") -> dict:
+    """Accuracy with each TTA mode, from one pass: flip_translate's views start with flip's, which
+    start with the plain image. How a recipe's TTA is chosen on the validation split."""
+    views = predict_arrays(model, x, "flip_translate", device=device)
+    return {mode: float((views[:n].mean(0).argmax(1) == y).mean()) for mode, n in TTA_VIEWS.items()}
+
+
 def loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     logits_t = torch.from_numpy(logits)
     loss = F.cross_entropy(logits_t, torch.from_numpy(y)).item()

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError
 
-from .evaluate import test_report
+from .data import split_validation
+from .evaluate import accuracy_by_tta, test_report
 from .hub import model_card
 from .model import WEIGHTS_NAME, ResNet18
 from .plots import confusion_figure, curve_figure, save_figure
@@ -35,10 +36,14 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     shipped = ResNet18.from_pretrained(run_dir, map_location=str(device))
     x_test, y_test = data["test"]
     metrics, misclassified = test_report(shipped, x_test, y_test, shipped.classes, history["config"]["tta"], device)
+    config = history["config"]
+    if config["val_size"]:  # what the recipe's choices (its TTA among them) are made on
+        _, (x_val, y_val) = split_validation(*data["train"], config["val_size"], config["seed"])
+        metrics["val_accuracy_by_tta"] = accuracy_by_tta(shipped, x_val, y_val, device)
     save_json(run_dir / "metrics.json", metrics)
     atomic_write(run_dir / "misclassified.npz", lambda tmp: save_npz(tmp, misclassified))
     write_figures(run_dir, history, metrics)
-    info = {"train_images": len(data["train"][0]) - history["config"]["val_size"], **run_info}
+    info = {"train_images": len(data["train"][0]) - config["val_size"], **run_info}
     (run_dir / "README.md").write_text(model_card(metrics, history, info))
     # The run is complete: the optimizer state (2x the weights) has no further use.
     (run_dir / STATE_NAME).unlink(missing_ok=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from cifar.evaluate import TTA_MODES, predict_arrays, tta_logits, view_logits
+from cifar.evaluate import TTA_MODES, accuracy_by_tta, predict_arrays, tta_logits, view_logits
 from cifar.model import ResNet18
 
 
@@ -33,6 +33,17 @@ def test_predict_arrays_gives_every_view_and_tta_is_their_mean(model):
     assert views.shape == (2, 7, 10)
     inputs = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
     np.testing.assert_allclose(views.mean(0), tta_logits(model, inputs, "flip").numpy(), atol=1e-4)
+
+
+def test_accuracy_by_tta_scores_each_mode_as_predicting_with_it(model):
+    x = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    inputs = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
+    predicted = {tta: tta_logits(model, inputs, tta).argmax(1).numpy() for tta in TTA_MODES}
+    y = predicted["flip"]  # labels that flip TTA gets all right, the other modes not necessarily
+    accuracy = accuracy_by_tta(model, x, y)
+    assert accuracy["flip"] == 1.0
+    for tta in TTA_MODES:
+        assert accuracy[tta] == pytest.approx((predicted[tta] == y).mean())
 
 
 def test_unknown_tta_mode_is_refused(model):

@@ -66,6 +66,17 @@ def test_finished_run_folder_has_every_artifact(tiny_run):
     assert f"{100 * metrics['test_accuracy']:.2f}%" in card
 
 
+def test_a_run_with_a_validation_split_reports_it(tmp_path, tiny_data):
+    config = make_config(epochs=1, batch_size=16, lr=0.05, workers=0, val_size=16)
+    model = train(config, tiny_data, tmp_path, progress=False)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["epochs"][0]["train_images"] == 64 - 16
+    assert 0 <= history["epochs"][0]["val_accuracy"] <= 1
+    metrics = finish_run(tmp_path, tiny_data, model, {"command": "pytest"})
+    assert set(metrics["val_accuracy_by_tta"]) == {"none", "flip", "flip_translate"}
+    assert all((16 * a).is_integer() for a in metrics["val_accuracy_by_tta"].values())  # of 16 images
+
+
 def test_model_card_says_how_the_hyperparameters_were_chosen(tiny_run):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     history = json.loads((tiny_run / "history.json").read_text())
