@@ -32,6 +32,9 @@ MAX_GALLERY = 100
 CONCURRENCY_LIMIT = 4
 QUEUE_SIZE = 64
 MAX_UPLOAD = "10mb"  # a photo is well under; anything larger is refused before it reaches us
+# Gradio draws an uploaded image no larger than its own size: a 32x32 CIFAR picture (every example)
+# would be a stamp in a 256-pixel box. Fit it to the box instead, as the outputs are.
+CSS = "#input-image img { object-fit: contain; }"
 
 
 PNG_DIR = Path(tempfile.gettempdir()) / "cifar-demo"
@@ -203,7 +206,7 @@ def model_card_text(run: Run) -> str:
 def launch(demo: gr.Blocks, **options):
     """Queue and launch with the app's limits (app.py, the tests and the benchmarks all use this)."""
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
-    return demo.launch(max_file_size=MAX_UPLOAD, show_error=True, **options)
+    return demo.launch(max_file_size=MAX_UPLOAD, show_error=True, css=CSS, **options)
 
 
 def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
@@ -217,7 +220,7 @@ def build_demo(run: Run, examples: list | None = None) -> gr.Blocks:
         with gr.Tab("Predict & explain"):
             with gr.Row():
                 with gr.Column():
-                    image = UploadedImage(label="Your image", type="pil", image_mode=None,
+                    image = UploadedImage(label="Your image", type="pil", image_mode=None, elem_id="input-image",
                                           sources=["upload", "clipboard", "webcam"], height=DISPLAY_SIZE)
                     top_k = gr.Slider(1, len(classes), value=3, step=1, label="Top-k classes")
                     classify = gr.Button("Classify", variant="primary")

@@ -87,6 +87,21 @@ def test_example_click_shows_prediction_and_heatmap(page):
     screenshot(page, "predict")
 
 
+def test_a_small_picture_fills_the_input_box(page):
+    # After the cat example (32x32) was clicked above: it is drawn scaled up to the box, not at 32 px in
+    # the middle of an empty one.
+    import io
+
+    import numpy as np
+    import PIL.Image
+
+    drawn = PIL.Image.open(io.BytesIO(page.locator("#input-image img").screenshot())).convert("RGB")
+    assert min(drawn.size) >= 150
+    cat = PIL.Image.open(ROOT / "examples" / "cat.png").convert("RGB").resize(drawn.size, PIL.Image.Resampling.BILINEAR)
+    difference = np.abs(np.asarray(drawn, dtype=int) - np.asarray(cat, dtype=int)).mean()
+    assert difference < 20, f"the input box does not show the picture at its size (mean difference {difference:.0f})"
+
+
 def test_training_tab_shows_curves_and_metrics(page):
     from playwright.sync_api import expect
 
