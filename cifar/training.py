@@ -43,6 +43,19 @@ def device_name(device: torch.device, processes: int = 1) -> str:
     return f"{processes} x {name}" if processes > 1 else name
 
 
+def loader_workers(config: TrainConfig, device: torch.device) -> int:
+    """DataLoader worker processes. A GPU needs 8 to be fed; on a CPU the augmentations run ~100x faster
+    than the model, so workers would only take its cores."""
+    if config.workers >= 0:
+        return config.workers
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+
+
+def mixed_precision(device: torch.device):
+    """bf16 autocast: fast on GPUs, ~13x slower than fp32 on CPUs, so CUDA only."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 def distributed(device: torch.device) -> tuple[int, int]:
     """(rank, world size). Under `torchrun`, joins the process group: NCCL on GPUs, gloo on CPUs."""
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -156,10 +169,9 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
         (x_train, y_train), validation = split_validation(x_train, y_train, config.val_size, config.seed)
 
     model = ResNet18(mean=config.mean, std=config.std).to(device, memory_format=torch.channels_last)
-    workers = config.workers if config.workers >= 0 else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     dataset = ArrayDataset(x_train, y_train, train_transform(config))
     # Under DDP each rank loads its own shard of every epoch, batch_size/world images a step.
-    loader = EpochLoader(dataset, config.batch_size // world, config.seed, workers,
+    loader = EpochLoader(dataset, config.batch_size // world, config.seed, loader_workers(config, device),
                          pin_memory=device.type == "cuda", rank=rank, world=world)
     optimizer = make_optimizer(model, config)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(config, config.epochs * len(loader)))
@@ -179,8 +191,7 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
         raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or pick another --out")
     history["device"] = device_name(device, world)  # set again on resume: the machine the run finishes on
 
-    # bf16 autocast is fast on GPUs and ~13x slower than fp32 on CPUs: CUDA only.
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = mixed_precision(device)
     ddp = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else None
     step_model = torch.compile(ddp or model) if config.compile else (ddp or model)
     micro_batch = micro_batch_size(config, device, config.batch_size // world)
