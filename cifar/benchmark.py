@@ -2,12 +2,14 @@
 
     python -m cifar.benchmark                      # everything that runs on this machine
     python -m cifar.benchmark pipeline inference   # some of it
+    python -m cifar.benchmark gpu                  # training throughput on a GPU (skipped without one)
 
 Timings on shared machines are noisy; the ratios, measured in the same run, are what count.
 Results and the command go to BENCHMARKS.md.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import threading
@@ -20,11 +22,12 @@ import torch
 from albumentations.pytorch import ToTensorV2
 
 from .config import RECIPES, make_config
-from .data import train_transform
+from .data import ArrayDataset, EpochLoader, train_transform
+from .evaluate import to_model_input
 from .gradcam import DEFAULT_LAYER, STAGE_LAYERS, GradCAM
 from .inference import image_tensor, probabilities
 from .model import ResNet18
-from .training import make_optimizer, micro_batch_size, train_step
+from .training import loader_workers, make_optimizer, micro_batch_size, mixed_precision, read_json, train_step
 
 MODEL = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "resnet18-cifar10")
 
@@ -106,6 +109,86 @@ def bench_train_step():
     whole = make_config("fast", micro_batch=fast.batch_size)
     report("  ours: micro-batches vs the whole batch at once", ours,
            rate(step_fn(whole, train_transform(whole), True, False), fast.batch_size, seconds=60), "img/s")
+
+
+def bench_gpu(device=None, seconds=20.0, epoch_images=50_000, batch_size=None, compile=True):
+    """Training on a GPU: the input pipeline alone, our step on a batch already on the device (eager and
+    compiled), the two together over an epoch, and the original project's step on the same device.
+
+    Target (issue #4, one H100): >= 20,000 training images/s end to end, the loader faster than the step.
+    `device` and the sizes are parameters so that the test suite can run all of it on a CPU."""
+    device = torch.device(device) if device else (torch.device("cuda") if torch.cuda.is_available() else None)
+    if device is None:
+        print("gpu: no CUDA device here, skipped (the train part measures this CPU)")
+        return
+    config = make_config("fast", **({"batch_size": batch_size} if batch_size else {}))
+    x, y = images(epoch_images), np.random.default_rng(1).integers(0, 10, epoch_images)
+    workers = loader_workers(config, device)
+    loader = EpochLoader(ArrayDataset(x, y, train_transform(config)), config.batch_size, config.seed, workers,
+                         pin_memory=device.type == "cuda")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def epoch_rate(step=None, epoch=1):
+        """images/s over one epoch of the real loader, running `step` on every batch (or nothing)."""
+        started = time.perf_counter()
+        for batch_images, labels in loader.epoch(epoch):
+            batch_images, labels = to_model_input(batch_images, device), labels.to(device, non_blocking=True)
+            if step:
+                step(batch_images, labels)
+        sync()
+        return len(loader) * config.batch_size / (time.perf_counter() - started)
+
+    def make_step(recipe, channels_last, autocast, compiled=False):
+        torch.manual_seed(0)
+        model = ResNet18(mean=recipe.mean, std=recipe.std).to(device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = make_optimizer(model, recipe)
+        step_model = torch.compile(model) if compiled else model
+        micro_batch = micro_batch_size(recipe, device, recipe.batch_size)
+        return lambda batch_images, labels: train_step(step_model, optimizer, batch_images, labels, micro_batch,
+                                                       recipe.label_smoothing, autocast)
+
+    def resident_rate(step, batch_images, labels):
+        return rate(lambda: (step(batch_images, labels), sync()), len(labels), seconds)
+
+    epoch_rate(epoch=0)  # starts the (persistent) workers
+    loading = epoch_rate()
+    print(f"{f'input pipeline alone ({workers} workers)':<48} {loading:10.0f} img/s")
+    resident = to_model_input(torch.from_numpy(x[:config.batch_size].transpose(0, 3, 1, 2)), device)
+    labels = torch.from_numpy(y[:config.batch_size]).to(device)
+    ours = make_step(config, True, mixed_precision(device))
+    eager = resident_rate(ours, resident, labels)
+    print(f"{'our step, batch on the device (eager)':<48} {eager:10.0f} img/s")
+    if compile:
+        ours = make_step(config, True, mixed_precision(device), compiled=True)
+        print(f"{'our step, batch on the device (torch.compile)':<48} "
+              f"{resident_rate(ours, resident, labels):10.0f} img/s")
+    end_to_end = epoch_rate(ours)
+    print(f"{'ours end to end: loader + step, one epoch':<48} {end_to_end:10.0f} img/s  (target >= 20,000 on an H100)")
+    report("  loader headroom: pipeline alone vs end to end", loading, end_to_end, "img/s")
+    # The original: batch 64, fp32, NCHW; its normalization was on the CPU, so its model gets unit mean/std.
+    original = make_config("seed", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    small = min(original.batch_size, config.batch_size)
+    baseline = resident_rate(make_step(original, False, contextlib.nullcontext()),
+                             resident[:small].contiguous(), labels[:small])
+    report("our step vs the original's, batch on the device", eager, baseline, "img/s")
+
+
+def bench_history(run_path, accuracy=0.87):
+    """Time to `accuracy` on the test set, and the whole run's time, from a run folder's history.json
+    (the original project: 12 epochs to 87%, ~31 s an epoch on a Colab GPU)."""
+    history = read_json(os.path.join(run_path, "history.json"))
+    elapsed, reached = 0.0, None
+    for epoch in history["epochs"]:
+        elapsed += epoch["seconds"]
+        if reached is None and epoch["test_accuracy"] >= accuracy:
+            reached = f"epoch {epoch['epoch']}, {elapsed:.0f} s"
+    best = max(e["test_accuracy"] for e in history["epochs"])
+    print(f"{os.path.normpath(run_path)} on {history['device']}: {len(history['epochs'])} epochs in {elapsed:.0f} s "
+          "(training and per-epoch test evaluation)")
+    print(f"{f'time to {100 * accuracy:.0f}% test accuracy':<48} "
+          f"{reached or f'not reached (best {100 * best:.2f}%)'}")
 
 
 def bench_inference(model_path):
@@ -211,13 +294,14 @@ def bench_app(model_path, clients=16, seconds=30):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="*", default=["pipeline", "train", "inference", "app"])
-    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("parts", nargs="*", default=["pipeline", "train", "gpu", "inference", "app", "history"])
+    parser.add_argument("--model", default=MODEL, help="run folder for the inference, app and history parts")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}")
-    parts = {"pipeline": bench_pipeline, "train": bench_train_step,
-             "inference": lambda: bench_inference(args.model), "app": lambda: bench_app(args.model)}
+    parts = {"pipeline": bench_pipeline, "train": bench_train_step, "gpu": bench_gpu,
+             "inference": lambda: bench_inference(args.model), "app": lambda: bench_app(args.model),
+             "history": lambda: bench_history(args.model)}
     for part in args.parts:
         parts[part]()
 
