@@ -69,6 +69,19 @@ def report(name, ours, baseline, unit, higher_is_better=True):
     print(f"{name:<48} ours {ours:10.1f} {unit:<9} baseline {baseline:10.1f} {unit:<9} -> {ratio:5.2f}x")
 
 
+def make_step(recipe, device, channels_last, autocast=contextlib.nullcontext(), compiled=False):
+    """A fresh model and optimizer for `recipe`, and a function running one training step on a batch."""
+    torch.manual_seed(0)
+    model = ResNet18(mean=recipe.mean, std=recipe.std).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, recipe)
+    step_model = torch.compile(model) if compiled else model
+    micro_batch = micro_batch_size(recipe, device, recipe.batch_size)
+    return lambda batch_images, labels: train_step(step_model, optimizer, batch_images, labels, micro_batch,
+                                                   recipe.label_smoothing, autocast)
+
+
 def bench_pipeline():
     """Per-image CPU augmentation, single process: uint8 out (ours) vs float normalized (original)."""
     x = images()
@@ -85,20 +98,15 @@ def bench_train_step():
     device = torch.device("cpu")
 
     def step_fn(config, transform, channels_last, normalize_on_cpu):
-        torch.manual_seed(0)
-        model = ResNet18(mean=config.mean, std=config.std)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = make_optimizer(model, config)
-        micro_batch = micro_batch_size(config, device, config.batch_size)
+        step = make_step(config, device, channels_last)
 
-        def step():
+        def augment_and_step():
             batch_images = torch.stack([transform(image=i)["image"] for i in x[:config.batch_size]])
             inputs = batch_images if normalize_on_cpu else batch_images.float().div_(255)
             if channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            train_step(model, optimizer, inputs, y[:config.batch_size], micro_batch, config.label_smoothing)
-        return step
+            step(inputs, y[:config.batch_size])
+        return augment_and_step
 
     fast = RECIPES["fast"]
     # The original model took normalized input; ours normalizes inside, so feed it mean 0 / std 1 here.
@@ -138,17 +146,6 @@ def bench_gpu(device=None, seconds=20.0, epoch_images=50_000, batch_size=None, c
         sync()
         return len(loader) * config.batch_size / (time.perf_counter() - started)
 
-    def make_step(recipe, channels_last, autocast, compiled=False):
-        torch.manual_seed(0)
-        model = ResNet18(mean=recipe.mean, std=recipe.std).to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = make_optimizer(model, recipe)
-        step_model = torch.compile(model) if compiled else model
-        micro_batch = micro_batch_size(recipe, device, recipe.batch_size)
-        return lambda batch_images, labels: train_step(step_model, optimizer, batch_images, labels, micro_batch,
-                                                       recipe.label_smoothing, autocast)
-
     def resident_rate(step, batch_images, labels):
         return rate(lambda: (step(batch_images, labels), sync()), len(labels), seconds)
 
@@ -157,11 +154,11 @@ def bench_gpu(device=None, seconds=20.0, epoch_images=50_000, batch_size=None, c
     print(f"{f'input pipeline alone ({workers} workers)':<48} {loading:10.0f} img/s")
     resident = to_model_input(torch.from_numpy(x[:config.batch_size].transpose(0, 3, 1, 2)), device)
     labels = torch.from_numpy(y[:config.batch_size]).to(device)
-    ours = make_step(config, True, mixed_precision(device))
+    ours = make_step(config, device, True, mixed_precision(device))
     eager = resident_rate(ours, resident, labels)
     print(f"{'our step, batch on the device (eager)':<48} {eager:10.0f} img/s")
     if compile:
-        ours = make_step(config, True, mixed_precision(device), compiled=True)
+        ours = make_step(config, device, True, mixed_precision(device), compiled=True)
         print(f"{'our step, batch on the device (torch.compile)':<48} "
               f"{resident_rate(ours, resident, labels):10.0f} img/s")
     end_to_end = epoch_rate(ours)
@@ -170,7 +167,7 @@ def bench_gpu(device=None, seconds=20.0, epoch_images=50_000, batch_size=None, c
     # The original: batch 64, fp32, NCHW; its normalization was on the CPU, so its model gets unit mean/std.
     original = make_config("seed", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     small = min(original.batch_size, config.batch_size)
-    baseline = resident_rate(make_step(original, False, contextlib.nullcontext()),
+    baseline = resident_rate(make_step(original, device, False),
                              resident[:small].contiguous(), labels[:small])
     report("our step vs the original's, batch on the device", eager, baseline, "img/s")
 

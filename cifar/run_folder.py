@@ -35,8 +35,8 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     model.save_pretrained(run_dir)
     shipped = ResNet18.from_pretrained(run_dir, map_location=str(device))
     x_test, y_test = data["test"]
-    metrics, misclassified = test_report(shipped, x_test, y_test, shipped.classes, history["config"]["tta"], device)
     config = history["config"]
+    metrics, misclassified = test_report(shipped, x_test, y_test, shipped.classes, config["tta"], device)
     if config["val_size"]:  # what the recipe's choices (its TTA among them) are made on
         _, (x_val, y_val) = split_validation(*data["train"], config["val_size"], config["seed"])
         metrics["val_accuracy_by_tta"] = accuracy_by_tta(shipped, x_val, y_val, device)
