@@ -14,6 +14,34 @@ class PushError(RuntimeError):
     """A push that failed; the message says why and what to do. The local run is untouched."""
 
 
+def recipe_text(config: dict) -> str:
+    """The recipe in a sentence, from the config the run used (a card must not claim a cutout it lacked)."""
+    if config["nesterov"]:
+        optimizer = f"SGD with Nesterov momentum {config['momentum']}"
+    else:
+        optimizer = f"SGD with momentum {config['momentum']}" if config["momentum"] else "plain SGD"
+    loss = (f"cross-entropy with label smoothing {config['label_smoothing']}" if config["label_smoothing"]
+            else "cross-entropy")
+    if config["warmup"] > 0:
+        schedule = (f"one-cycle learning rate (peak {config['lr']} after {config['warmup']:.0%} of the run, "
+                    "linear decay to zero)")
+    else:
+        schedule = f"constant learning rate {config['lr']}"
+    augmentations = [f"rotation up to {config['rotate']} degrees"] if config["rotate"] else []
+    if config["pad"]:
+        augmentations.append(f"reflect-pad {config['pad']} + random crop")
+    augmentations.append("horizontal flip")
+    if config["cutout"]:
+        augmentations.append(f"cutout of one {config['cutout']}x{config['cutout']} hole")
+    if not config["weight_decay"]:
+        decay = "no weight decay"
+    else:
+        decay = f"weight decay {config['weight_decay']}" + ("" if config["decay_norm_and_bias"]
+                                                           else " (not on BatchNorm weights and biases)")
+    return (f"{optimizer}, {loss}, {schedule}, batch {config['batch_size']}, {decay}; "
+            f"Albumentations augmentation: {', '.join(augmentations)}.")
+
+
 def model_card(metrics: dict, history: dict, run_info: dict) -> str:
     config = history["config"]
     accuracy, accuracy_tta = 100 * metrics["test_accuracy"], 100 * metrics["test_accuracy_tta"]
@@ -82,8 +110,7 @@ or run the Gradio demo: `python app.py --model path/or/user-repo`.
 
 ## Training recipe
 
-SGD with Nesterov momentum, cross-entropy with label smoothing, one-cycle learning rate;
-Albumentations augmentation (reflect-pad + random crop, horizontal flip, cutout). {how_chosen}
+{recipe_text(config)} {how_chosen}
 Reproduce with:
 
 ```

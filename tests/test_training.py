@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cifar.config import RECIPES, TrainConfig, make_config
-from cifar.hub import model_card
+from cifar.hub import model_card, recipe_text
 from cifar.run_folder import finish_run
 from cifar.training import STATE_NAME, micro_batch_size, one_cycle, train, train_step
 
@@ -85,6 +85,15 @@ def test_model_card_says_how_the_hyperparameters_were_chosen(tiny_run):
     history["config"]["val_size"] = 5000
     held_out = model_card(metrics, history, {"command": "train.py", "train_images": 45_000})
     assert "5,000 training images were held out as a validation split" in held_out
+
+
+def test_model_card_describes_the_recipe_the_run_used():
+    fast = recipe_text(make_config("fast").to_dict())
+    assert "Nesterov" in fast and "label smoothing 0.1" in fast and "one 8x8 hole" in fast and "rotation" not in fast
+    seed = recipe_text(make_config("seed").to_dict())
+    assert "plain SGD" in seed and "constant learning rate 0.01" in seed and "rotation up to 15.0" in seed
+    assert "smoothing" not in seed and "reflect-pad" not in seed and "no weight decay" in seed
+    assert "cutout" not in recipe_text(make_config("fast", cutout=0).to_dict())
 
 
 def test_one_cycle_shape():
