@@ -92,3 +92,20 @@ def test_misclassified_gallery_filters_and_captions(client, tiny_run):
 def test_unknown_class_is_a_clear_error(client):
     with pytest.raises(Exception, match="unicorn is not in the list of choices"):
         client.predict(handle_file(EXAMPLES[0]), "layer4", "unicorn", "Grad-CAM", 0.5, api_name="/explain")
+
+
+def test_the_served_tta_is_the_runs_unless_the_deployer_picks_another(tiny_run):
+    from cifar.demo import Demo
+    from cifar.inference import prepare, probabilities
+
+    run = load_run(str(tiny_run))
+    small, _ = prepare(PIL.Image.open(EXAMPLES[3]))
+    for tta, accuracy in [(None, run.metrics["test_accuracy_tta"]), ("none", run.metrics["test_accuracy"])]:
+        demo = Demo(run, tta)
+        label, _ = demo.predict(EXAMPLES[3], 10)
+        expected = probabilities(run.model, small, tta or run.metrics["tta"])
+        assert [label[name] for name in run.classes] == pytest.approx(expected.tolist(), abs=1e-6)
+        assert demo.test_accuracy == accuracy
+    assert probabilities(run.model, small, "none") != pytest.approx(probabilities(run.model, small, "flip"), abs=1e-6)
+    with pytest.raises(ValueError, match="tta must be one of"):
+        Demo(run, "rotate")
