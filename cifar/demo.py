@@ -18,8 +18,8 @@ import gradio as gr
 import numpy as np
 import PIL.Image
 
+from .evaluate import check_tta
 from .gradcam import DEFAULT_LAYER, METHODS, STAGE_LAYERS, overlay
-from .evaluate import TTA_MODES
 from .inference import DISPLAY_SIZE, BadImage, enlarge, image_tensor, load_image, prepare, probabilities
 from .run_folder import Run
 from .training import atomic_write
@@ -105,8 +105,7 @@ class Demo:
         # The run's own TTA unless the deployer trades it for latency (app.py --tta): each view is a
         # forward pass, ~6 ms of the 2-core CPU (BENCHMARKS.md).
         self.tta = tta or run.metrics["tta"]
-        if self.tta not in TTA_MODES:
-            raise ValueError(f"tta must be one of {TTA_MODES}, got {self.tta!r}")
+        check_tta(self.tta)  # at start-up, not at the first request
 
     @property
     def test_accuracy(self) -> float:

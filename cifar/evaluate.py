@@ -26,6 +26,11 @@ def is_channels_last(model) -> bool:
     return model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def check_tta(tta: str) -> None:
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
+
+
 @torch.no_grad()
 def view_logits(model, images: torch.Tensor, tta: str = "flip") -> torch.Tensor:
     """Logits (views, N, classes) of every view of `images` (float NCHW in [0, 1]); view 0 is the
@@ -34,8 +39,7 @@ def view_logits(model, images: torch.Tensor, tta: str = "flip") -> torch.Tensor:
     flip: the image and its mirror. flip_translate: also both shifted by 2 pixels each way along the
     diagonal (reflect-padded), translations the model saw in training.
     """
-    if tta not in TTA_MODES:
-        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
+    check_tta(tta)
     views = [images]
     if tta != "none":
         views.append(images.flip(3))
