@@ -13,9 +13,10 @@ from cifar.run_folder import load_run
 ROOT = Path(__file__).parent.parent
 BUNDLED = ROOT / "checkpoints" / "resnet18-cifar10"
 TEST_SET = Path(os.environ.get("CIFAR10_DIR", ROOT.parent / "shared" / "cifar10")) / "test.npz"
-# What the README claims for the bundled model (the 4-epoch "fast" recipe).
-CLAIMED_ACCURACY = 0.845
-CLAIMED_ACCURACY_TTA = 0.851
+# What the README claims for the bundled model (the 30-epoch "full" recipe, 6-view TTA); issue #3 asks
+# for >= 93.5% plain and >= 94.0% with TTA.
+CLAIMED_ACCURACY = 0.942
+CLAIMED_ACCURACY_TTA = 0.949
 
 
 def test_bundled_weights_are_small_and_complete():
