@@ -19,13 +19,12 @@ import numpy as np
 import PIL.Image
 
 from .evaluate import check_tta
-from .gradcam import DEFAULT_LAYER, METHODS, STAGE_LAYERS, overlay
+from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, STAGE_LAYERS, overlay
 from .inference import DISPLAY_SIZE, BadImage, enlarge, image_tensor, load_image, prepare, probabilities
 from .run_folder import Run
 from .training import atomic_write
 
 PREDICTED = "predicted class"
-LAYERS = list(STAGE_LAYERS) + [DEFAULT_LAYER]
 ALL = "all"
 MAX_GALLERY = 100
 # Chosen for a 2-core CPU: 4 requests run at once (each takes a few ms of model time), up to 64 wait,
@@ -158,7 +157,11 @@ class Demo:
         shown = self.classes[target_class if target_class is not None else int(logits.argmax())]
         heatmap = png_file(overlay(display, cams[0, 0], opacity))
         strip = [(png_file(overlay(display, cam, opacity)), stage) for cam, stage in zip(cams[0, 1:], STAGE_LAYERS)]
-        return heatmap, strip, f"{method} for **{shown}** at `{layer}`"
+        caption = f"{method} for **{shown}** at `{layer}`"
+        if not cams[0, 0].any():
+            caption += (": nothing here counts for this class (the weighted activations are negative everywhere); "
+                        "the stage outputs below show where the evidence is")
+        return heatmap, strip, caption
 
     # -- Misclassified ----------------------------------------------------------------------
     def misclassified(self, count: float = 25, true_class: str = ALL, predicted_class: str = ALL,
@@ -241,7 +244,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                                           format="png")
             with gr.Row():
                 with gr.Column():
-                    layer = gr.Dropdown(LAYERS, value=DEFAULT_LAYER, label="Target layer")
+                    layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="Target layer")
                     target = gr.Dropdown([PREDICTED] + classes, value=PREDICTED, label="Target class")
                     method = gr.Radio(list(METHODS), value="Grad-CAM", label="Method")
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")

@@ -20,7 +20,12 @@ import torch.nn.functional as F
 
 # The layers the app offers: each stage's output, and the original project's layer.
 STAGE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
-DEFAULT_LAYER = "layer4.1.conv2"
+ORIGINAL_LAYER = "layer4.1.conv2"
+LAYERS = STAGE_LAYERS + (ORIGINAL_LAYER,)
+# The last block's output, as pytorch-grad-cam recommends for ResNets. Not the original project's conv:
+# its output is taken before BatchNorm subtracts each channel's mean, and that offset can make the weighted
+# sum negative everywhere, a blank heatmap (the final model: 7 of the 10 example images).
+DEFAULT_LAYER = "layer4"
 
 
 def layer_names(model: torch.nn.Module) -> list:
@@ -36,7 +41,7 @@ class BaseCAM:
         self.target_layers = (target_layers,) if isinstance(target_layers, str) else tuple(target_layers)
         for name in self.target_layers:
             if name not in modules or not name:
-                raise ValueError(f"unknown layer {name!r}; try one of {', '.join(STAGE_LAYERS + (DEFAULT_LAYER,))}")
+                raise ValueError(f"unknown layer {name!r}; try one of {', '.join(LAYERS)}")
         self.model, self.layers = model, [modules[name] for name in self.target_layers]
 
     def weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:

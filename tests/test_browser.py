@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cifar.gradcam import DEFAULT_LAYER
+
 from tests.test_app import free_port
 
 ROOT = Path(__file__).parent.parent
@@ -83,7 +85,7 @@ def test_example_click_shows_prediction_and_heatmap(page):
                                                "horse", "automobile"))
     assert "%" in prediction
     expect(page.locator("#stages img")).to_have_count(4, timeout=30_000)
-    expect(page.get_by_text("at layer4.1.conv2")).to_be_visible()
+    expect(page.get_by_text(f"at {DEFAULT_LAYER}")).to_be_visible()
     screenshot(page, "predict")
 
 
