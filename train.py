@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from cifar.config import RECIPES, make_config
+from cifar.evaluate import TTA_MODES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -27,6 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--cutout", type=int, help="cutout hole size in pixels (0: off)")
+    parser.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation the final metrics are measured with")
     parser.add_argument("--val-size", type=int, help="training images held out for validation")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--workers", type=int, help="DataLoader workers (default: 0 on CPU, 8 on GPU)")
@@ -94,7 +96,7 @@ def main(argv=None) -> None:
     from cifar.training import is_main_process, pick_device, train
 
     config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch,
-                         lr=args.lr, label_smoothing=args.label_smoothing, cutout=args.cutout,
+                         lr=args.lr, label_smoothing=args.label_smoothing, cutout=args.cutout, tta=args.tta,
                          val_size=args.val_size, seed=args.seed, workers=args.workers, compile=args.compile)
     device = torch.device(args.device) if args.device else pick_device()
     data = load_cifar10(args.data_dir)

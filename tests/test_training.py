@@ -137,9 +137,11 @@ def test_train_cli_end_to_end(tmp_path, tiny_data):
         np.savez(data_dir / f"{split}.npz", x=x, y=y)
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "train.py", "--data-dir", str(data_dir), "--out", str(out),
-                             "--epochs", "1", "--batch-size", "16"], capture_output=True, text=True, timeout=300)
+                             "--epochs", "1", "--batch-size", "16", "--tta", "flip_translate"],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "test accuracy" in result.stdout
+    assert "with flip_translate TTA" in result.stdout
+    assert json.loads((out / "metrics.json").read_text())["tta"] == "flip_translate"
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     card = (out / "README.md").read_text()
     assert "--data-dir" in card  # the card says how to reproduce the run ...
