@@ -53,10 +53,14 @@ class TrainConfig:
 
 
 RECIPES = {
-    # Short recipe, 4 epochs: 84.6% test accuracy (85.1% flip TTA) on the 2-core CPU; issue #4 asks
-    # for >= 87% (the original project needed 12 epochs for 87%).
-    "fast": TrainConfig(),
-    # The shipped model (issue #3): the fast recipe run 30 epochs instead of 4. Published ResNet-18
+    # Short recipe, 4 epochs, for issue #4 (>= 87% test accuracy in <= 4 epochs; the original needed 12).
+    # Chosen on the 5,000-image validation split with 4-epoch runs on the other 45,000: batch 128 at lr
+    # 0.1 (twice the optimizer steps of the base batch 256, the same lr per image) and no cutout (4 epochs
+    # underfit; the hole only adds to it): 85.74% val (batch 64 at lr 0.05: 85.80%, a tie at twice the
+    # steps); averaging 6 views (flip_translate) 87.10%. The base settings over 4 epochs gave 84.6% test.
+    # Trained on all 50,000 (docs/fast-recipe/): 86.81% test, 87.40% with 6-view TTA, 61 min on 2 cores.
+    "fast": TrainConfig(batch_size=128, lr=0.1, cutout=0, tta="flip_translate"),
+    # The shipped model (issue #3): the base settings run 30 epochs. Published ResNet-18
     # one-cycle runs reach ~93.4% at 26 epochs and ~94% at 35, so 30 was fixed in advance. Measured:
     # 94.24% test accuracy, 94.90% with flip_translate TTA (6 views), 8.4 h on a 2-core CPU.
     "full": TrainConfig(epochs=30, tta="flip_translate"),
