@@ -51,8 +51,10 @@ def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     Transparent pixels become white, which is what a viewer shows for them."""
     image = PIL.ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit samples (Pillow opens 16-bit PNG and TIFF as I;16 or I): 65535 is white, as in any
+        # viewer. PIL's own convert("RGB") clips them at 255, which turns almost every pixel white.
         array = np.asarray(image, dtype=np.float64)
-        image = PIL.Image.fromarray(np.uint8(255 * array / max(array.max(), 1)))
+        image = PIL.Image.fromarray(np.uint8(np.clip(np.round(array / 257), 0, 255)))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         white = PIL.Image.new("RGBA", image.size, (255, 255, 255, 255))
