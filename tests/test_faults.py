@@ -4,7 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,24 @@ from cifar.training import STATE_NAME, atomic_write
 from tests.test_training import without_timings
 
 ROOT = Path(__file__).parent.parent
+EPOCHS, BATCH, KILLED_IN_EPOCH = 4, 16, 2
+
+# train.py, with the signal sent by the run itself after the first batch of epoch KILLED_IN_EPOCH: the
+# interruption always lands at the same point of the run, however fast or busy the machine is.
+KILLED_TRAIN_PY = """
+import os, sys
+import cifar.data, train
+epoch_batches = cifar.data.EpochLoader.epoch
+
+def epoch(self, number):
+    for i, batch in enumerate(epoch_batches(self, number)):
+        if number + 1 == {epoch} and i == 1:
+            os.kill(os.getpid(), {signal})
+        yield batch
+
+cifar.data.EpochLoader.epoch = epoch
+train.main(sys.argv[1:])
+"""
 
 
 @pytest.fixture
@@ -27,38 +44,39 @@ def data_dir(tmp_path, tiny_data):
     return folder
 
 
-def train_cli(data_dir, out, *extra):
-    return [sys.executable, "train.py", "--data-dir", str(data_dir), "--out", str(out), "--epochs", "4",
-            "--batch-size", "16", *extra]
+def train_args(data_dir, out, *extra):
+    return ["--data-dir", str(data_dir), "--out", str(out), "--epochs", str(EPOCHS), "--batch-size", str(BATCH),
+            *extra]
 
 
-def epochs_done(out: Path) -> int:
-    try:
-        return len(json.loads((out / "history.json").read_text())["epochs"])
-    except (OSError, ValueError):
-        return 0
+def read_history(out: Path) -> dict:
+    return json.loads((out / "history.json").read_text())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, tmp_path, sig):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run(train_cli(data_dir, whole), check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "train.py", *train_args(data_dir, whole)], check=True, capture_output=True,
+                   timeout=300, cwd=ROOT)
 
-    process = subprocess.Popen(train_cli(data_dir, killed), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while epochs_done(killed) < 1 and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # now it is inside epoch 2
-    process.send_signal(sig)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode != 0
+    interrupted = subprocess.run(
+        [sys.executable, "-c", KILLED_TRAIN_PY.format(epoch=KILLED_IN_EPOCH, signal=int(sig)),
+         *train_args(data_dir, killed)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert interrupted.returncode != 0
     if sig == signal.SIGINT:
-        assert "--resume" in stderr and "Traceback" not in stderr
-    assert 1 <= epochs_done(killed) < 4 and (killed / STATE_NAME).exists()
+        assert "--resume" in interrupted.stderr and "Traceback" not in interrupted.stderr
+    # Every epoch before the one interrupted is on disk, and nothing of the run's end.
+    assert len(read_history(killed)["epochs"]) == KILLED_IN_EPOCH - 1 and (killed / STATE_NAME).exists()
+    assert not (killed / "model.safetensors").exists()
 
-    subprocess.run(train_cli(data_dir, killed, "--resume"), check=True, capture_output=True, timeout=300)
-    read = lambda out: json.loads((out / "history.json").read_text())
-    assert without_timings(read(killed)) == without_timings(read(whole))
+    resumed = subprocess.run([sys.executable, "train.py", *train_args(data_dir, killed, "--resume")], check=True,
+                             capture_output=True, text=True, timeout=300, cwd=ROOT)
+    # Only the remaining epochs ran ...
+    assert f"resuming {killed} after epoch {KILLED_IN_EPOCH - 1}/{EPOCHS}" in resumed.stdout
+    ran = [line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("epoch ")]
+    assert ran == [f"{n}/{EPOCHS}" for n in range(KILLED_IN_EPOCH, EPOCHS + 1)]
+    # ... and they end where the uninterrupted run ended.
+    assert without_timings(read_history(killed)) == without_timings(read_history(whole))
     for name, tensor in load_file(whole / "model.safetensors").items():
         torch.testing.assert_close(load_file(killed / "model.safetensors")[name], tensor)
 
