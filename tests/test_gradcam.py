@@ -1,4 +1,5 @@
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,8 +8,10 @@ from pytorch_grad_cam import GradCAM as ReferenceGradCAM
 from pytorch_grad_cam import GradCAMPlusPlus as ReferenceGradCAMPlusPlus
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from cifar.gradcam import GradCAM, GradCAMPlusPlus, overlay
+from cifar.gradcam import LAYERS, GradCAM, GradCAMPlusPlus, overlay
 from cifar.model import ResNet18
+
+ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +34,39 @@ def hook_count(model):
     return sum(len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
+@pytest.fixture(scope="module")
+def bundled():
+    """The shipped model and the ten example pictures (one per class) as its inputs."""
+    from cifar.inference import image_tensor, load_image, prepare
+    from cifar.run_folder import load_run
+
+    model = load_run(str(ROOT / "checkpoints" / "resnet18-cifar10")).model
+    paths = sorted((ROOT / "examples").glob("*.png"))
+    return model, image_tensor(np.stack([prepare(load_image(str(path)))[0] for path in paths]))
+
+
 @pytest.mark.parametrize("ours, reference", [(GradCAM, ReferenceGradCAM), (GradCAMPlusPlus, ReferenceGradCAMPlusPlus)])
-@pytest.mark.parametrize("layer", ["layer3", "layer4.1.conv2", "layer4"])
-def test_matches_pytorch_grad_cam(model, ours, reference, layer):
-    torch.manual_seed(1)
-    images = torch.rand(4, 3, 32, 32)
-    targets = model(images).argmax(1).tolist()
-    cams, _ = ours(model, layer)(images, targets)
-    cams = cams[:, 0]
+@pytest.mark.parametrize("layer", LAYERS)
+def test_matches_pytorch_grad_cam_on_the_bundled_model(bundled, ours, reference, layer):
+    model, images = bundled
+    with torch.no_grad():
+        ranked = model(images).argsort(1, descending=True)
     module = dict(model.named_modules())[layer]
-    with reference(model=model, target_layers=[module]) as cam:
-        expected = cam(input_tensor=images, targets=[ClassifierOutputTarget(t) for t in targets])
-    for mine, theirs in zip(cams, expected):
-        if theirs.std() < 1e-6:  # no positive evidence at all: both must say so
-            assert mine.std() < 1e-6
-        else:
-            assert np.corrcoef(mine.ravel(), theirs.ravel())[0, 1] >= 0.99
+    compared = 0
+    # The predicted class, the runner-up and the least likely one: each image asks for three different maps.
+    for targets in (ranked[:, 0], ranked[:, 1], ranked[:, -1]):
+        mine = ours(model, layer)(images, targets.tolist())[0][:, 0]
+        with reference(model=model, target_layers=[module]) as cam:
+            theirs = cam(input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+        for a, b in zip(mine, theirs):
+            if b.std() < 1e-6:  # no positive evidence at all: both must say so
+                assert a.std() < 1e-6
+            else:
+                assert np.corrcoef(a.ravel(), b.ravel())[0, 1] >= 0.99
+                compared += 1
+    # Blank maps agree trivially; enough real ones must be compared for the test to mean something (the
+    # fewest: Grad-CAM++ at the pre-BatchNorm layer4.1.conv2, 9 of 30).
+    assert compared >= 5
 
 
 def test_heatmaps_are_input_sized_and_scaled(model):
