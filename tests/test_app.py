@@ -1,6 +1,12 @@
 """The app through its public API, as a gradio_client user sees it, on a loopback port."""
 
+import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +17,40 @@ from gradio_client import Client, handle_file
 from cifar.demo import build_demo, launch
 from cifar.run_folder import load_run
 
-EXAMPLES = sorted(str(p) for p in (Path(__file__).parent.parent / "examples").glob("*.png"))
+ROOT = Path(__file__).parent.parent
+EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.png"))
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def app_process(*args, env=None, cwd=ROOT):
+    """`python app.py ARGS` on a free loopback port, as a user starts it; yields its URL once it answers."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=cwd,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120  # a start-up limit, not a measurement
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"app.py exited: {server.stdout.read()}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError("app.py did not answer within 120 s") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +111,39 @@ def test_explain_opacity_zero_shows_the_image_and_one_the_heatmap(client):
     assert np.abs(plain - heat).mean() > 20
 
 
-def test_misclassified_gallery_filters_and_captions(client, tiny_run):
+def test_misclassified_gallery_order_and_filters(client, tiny_run):
     wrong = np.load(tiny_run / "misclassified.npz")
-    gallery, summary = client.predict(5, "all", "all", False, 0.5, api_name="/misclassified")
-    assert len(gallery) == min(5, len(wrong["true"]))
-    assert all("→" in item["caption"] for item in gallery)
-    true_name = load_run(str(tiny_run)).classes[int(wrong["true"][0])]
-    filtered, summary = client.predict(100, true_name, "all", True, 0.5, api_name="/misclassified")
-    assert len(filtered) == int((wrong["true"] == wrong["true"][0]).sum())
-    assert all(item["caption"].startswith(true_name + " →") for item in filtered)
+    classes = load_run(str(tiny_run)).classes
+    assert len(wrong["true"]) >= 5, "the tiny run must make a few mistakes for this test to compare anything"
+
+    def expected(keep, count):
+        """Captions of the `count` most confident mistakes among `keep`, computed from the npz alone."""
+        order = sorted(np.flatnonzero(keep), key=lambda i: -wrong["confidence"][i])[:count]
+        return [f"{classes[wrong['true'][i]]} → {classes[wrong['predicted'][i]]} "
+                f"{100 * wrong['confidence'][i]:.0f}%" for i in order]
+
+    everything = np.ones(len(wrong["true"]), bool)
+    gallery, summary = client.predict(3, "all", "all", False, 0.5, api_name="/misclassified")
+    assert [item["caption"] for item in gallery] == expected(everything, 3)
+    assert summary.startswith(f"3 shown of {len(everything)} matching")
+    # Filters, one at a time and together, on the classes that occur most often among the mistakes.
+    true_name = classes[np.bincount(wrong["true"]).argmax()]
+    predicted_name = classes[np.bincount(wrong["predicted"]).argmax()]
+    for true_filter, predicted_filter in [(true_name, "all"), ("all", predicted_name), (true_name, predicted_name)]:
+        keep = everything.copy()
+        if true_filter != "all":
+            keep &= wrong["true"] == classes.index(true_filter)
+        if predicted_filter != "all":
+            keep &= wrong["predicted"] == classes.index(predicted_filter)
+        gallery, summary = client.predict(100, true_filter, predicted_filter, False, 0.5, api_name="/misclassified")
+        assert [item["caption"] for item in gallery] == expected(keep, 100)
+        assert f"of {int(keep.sum())} matching" in summary
+    # The Grad-CAM overlay changes the pictures, not what is shown.
+    plain, _ = client.predict(3, "all", "all", False, 0.5, api_name="/misclassified")
+    overlaid, _ = client.predict(3, "all", "all", True, 0.5, api_name="/misclassified")
+    assert [item["caption"] for item in overlaid] == [item["caption"] for item in plain]
+    pictures = [np.asarray(PIL.Image.open(item["image"]["path"])).astype(int) for item in (plain[0], overlaid[0])]
+    assert np.abs(pictures[0] - pictures[1]).mean() > 10
 
 
 def test_unknown_class_is_a_clear_error(client):

@@ -6,16 +6,13 @@ UPDATE_SCREENSHOTS=1 also writes the README's screenshots (docs/screenshots/*.pn
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from cifar.gradcam import DEFAULT_LAYER
 
-from tests.test_app import free_port
+from tests.test_app import app_process
 
 ROOT = Path(__file__).parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -26,41 +23,29 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debia
 
 @pytest.fixture(scope="module")
 def app_url():
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    import urllib.request
-
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"app.py exited: {server.stdout.read()}")
-            time.sleep(0.5)
-    else:
-        pytest.fail("app.py did not answer within 60 s")
-    yield url
-    server.terminate()
-    server.wait(10)
+    with app_process() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(app_url)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh page for every test: no test sees what another one clicked."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(app_url)
+    yield page
+    page.close()
 
 
 def screenshot(page, name):
@@ -90,13 +75,15 @@ def test_example_click_shows_prediction_and_heatmap(page):
 
 
 def test_a_small_picture_fills_the_input_box(page):
-    # After the cat example (32x32) was clicked above: it is drawn scaled up to the box, not at 32 px in
-    # the middle of an empty one.
+    # The cat example is 32x32: it is drawn scaled up to the box, not at 32 px in the middle of an empty one.
     import io
 
     import numpy as np
     import PIL.Image
+    from playwright.sync_api import expect
 
+    page.locator(".gallery-item").nth(3).click()
+    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)  # the click has been handled
     drawn = PIL.Image.open(io.BytesIO(page.locator("#input-image img").screenshot())).convert("RGB")
     assert min(drawn.size) >= 150
     cat = PIL.Image.open(ROOT / "examples" / "cat.png").convert("RGB").resize(drawn.size, PIL.Image.Resampling.BILINEAR)
