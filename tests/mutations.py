@@ -1,0 +1,129 @@
+"""Break the product on purpose, one behaviour at a time, and check that the suite notices.
+
+    python -m tests.mutations                  # every mutation, each against the tests named with it
+    python -m tests.mutations lr-ignored cmyk  # some of them
+    python -m tests.mutations --all-tests lr-ignored   # against the whole suite instead
+
+Not part of the normal run (pytest collects only test_*.py). Each mutation is a text substitution in one
+file of a copy of the working tree (the tree itself is never touched); each text to break must occur
+exactly once, so a mutation cannot silently go stale when the code changes. A mutation is caught when a
+test fails on the mutated copy.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+# name -> (file, original text, broken text, the tests expected to catch it); a tuple of pairs for several edits
+MUTATIONS = {
+    "lr-ignored": ("cifar/training.py", "lr=config.lr, momentum", "lr=config.lr * 1e-12, momentum",
+                   ["tests/test_training.py"]),
+    "labels-shifted": ("cifar/data.py", 'return self.transform(image=image)["image"], int(self.y[index])',
+                       'return self.transform(image=image)["image"], '
+                       'int(self.y[np.random.default_rng(index).integers(len(self.y))])',
+                       ["tests/test_training.py"]),
+    "schedule-not-stepped": ("cifar/training.py", "            schedule.step()\n", "", ["tests/test_training.py"]),
+    "gradients-never-synced": ("cifar/training.py", "if ddp is not None and i < chunks - 1 else", "if ddp is not None else",
+                               ["tests/test_distributed.py"]),
+    "ddp-not-used": ("cifar/training.py", "if config.compile else (ddp or model)", "if config.compile else model",
+                     ["tests/test_distributed.py"]),
+    # --resume accepted but the saved state ignored: the run trains from epoch 0 again (and, on a CPU,
+    # deterministically ends with the same history as the uninterrupted run).
+    "resume-restarts": ("cifar/training.py", (("    if resume and state_path.exists():", "    if False:"),
+                                              ("    elif state_path.exists():", "    elif state_path.exists() and not resume:")),
+                        None, ["tests/test_training.py", "tests/test_faults.py"]),
+    "momentum-not-restored": ("cifar/training.py", '        optimizer.load_state_dict(state["optimizer"])\n', "",
+                              ["tests/test_training.py"]),
+    "augmentations-not-seeded": ("cifar/data.py", "            self.transform.set_random_seed(", "            (",
+                                 ["tests/test_data.py"]),
+    "sixteen-bit-clipped": ("cifar/inference.py", 'if image.mode in ("I;16", "I;16B", "I;16L", "I"):', "if False:",
+                            ["tests/test_bad_input.py"]),
+    "cmyk-channels-dropped": ("cifar/inference.py", '    return image.convert("RGB")',
+                              '    return PIL.Image.merge("RGB", image.split()[:3]) if image.mode == "CMYK" '
+                              'else image.convert("RGB")', ["tests/test_bad_input.py"]),
+    "transparent-becomes-black": ("cifar/inference.py", "(255, 255, 255, 255)", "(0, 0, 0, 255)",
+                                  ["tests/test_bad_input.py"]),
+    "gradcam-plus-plus-blank": ("cifar/gradcam.py", "return (F.relu(gradients) * alpha).sum((2, 3))",
+                                "return 0 * (F.relu(gradients) * alpha).sum((2, 3))", ["tests/test_gradcam.py"]),
+    "gradcam-ignores-target": ("cifar/gradcam.py",
+                               "targets = torch.as_tensor(target_classes, device=logits.device).expand(len(images))",
+                               "targets = logits.argmax(1)", ["tests/test_gradcam.py"]),
+    "hooks-left-behind": ("cifar/gradcam.py", "                handle.remove()", "                pass",
+                          ["tests/test_gradcam.py"]),
+    "tta-mirrors-vertically": ("cifar/evaluate.py", "views.append(images.flip(3))", "views.append(images.flip(2))",
+                               ["tests/test_evaluate.py"]),
+    "resume-state-pushed": ("cifar/hub.py", "NOT_PUSHED = [STATE_NAME, ", "NOT_PUSHED = [", ["tests/test_hub.py"]),
+    "half-written-files-pushed": ("cifar/hub.py", '"*.tmp"]', "]", ["tests/test_hub.py"]),
+    "mistakes-least-confident-first": ("cifar/demo.py", 'np.argsort(-wrong["confidence"][chosen]',
+                                       'np.argsort(wrong["confidence"][chosen]', ["tests/test_app.py"]),
+    "predicted-class-filter-ignored": ("cifar/demo.py",
+                                       'keep &= wrong["predicted"] == self.classes.index(predicted_class)',
+                                       "keep &= True", ["tests/test_app.py"]),
+}
+
+
+def working_tree_copy(destination: Path) -> Path:
+    """The tracked and untracked (not ignored) files of the working tree, as they are now."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def mutate(tree: Path, file: str, original, broken) -> None:
+    path = tree / file
+    text = path.read_text()
+    for old, new in (original if broken is None else ((original, broken),)):
+        if text.count(old) != 1:
+            raise SystemExit(f"{file}: the text to break occurs {text.count(old)} times, not once: {old!r}")
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def run_tests(tree: Path, tests: list) -> tuple[bool, str]:
+    """(caught, the first failing test or the pytest summary)."""
+    env = {**os.environ, "CIFAR10_DIR": os.environ.get("CIFAR10_DIR", str(ROOT.parent / "shared" / "cifar10"))}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                            cwd=tree, env=env, capture_output=True, text=True)
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, re.M)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-300:]
+    return result.returncode != 0, (failed[0] if failed else summary)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help=f"mutations to try (default: all): {', '.join(MUTATIONS)}")
+    parser.add_argument("--all-tests", action="store_true", help="run the whole suite, not the tests named with each")
+    args = parser.parse_args(argv)
+    unknown = set(args.names) - set(MUTATIONS)
+    if unknown:
+        parser.error(f"unknown mutation {', '.join(sorted(unknown))}")
+    missed = []
+    for name in args.names or MUTATIONS:
+        file, original, broken, tests = MUTATIONS[name]
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix=f"mutant-{name}-") as folder:
+            tree = working_tree_copy(Path(folder))
+            mutate(tree, file, original, broken)
+            caught, detail = run_tests(tree, [] if args.all_tests else tests)
+        print(f"{'caught' if caught else 'MISSED'}  {name:32s} {time.monotonic() - started:5.0f} s  {detail}", flush=True)
+        if not caught:
+            missed.append(name)
+    print(f"{len(args.names or MUTATIONS) - len(missed)} caught, {len(missed)} missed" + (f": {', '.join(missed)}" if missed else ""))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
