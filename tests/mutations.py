@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 
-# name -> (file, original text, broken text, the tests expected to catch it); a tuple of pairs for several edits
+# name -> (file, original text, broken text, the tests expected to catch it)
 MUTATIONS = {
     "lr-ignored": ("cifar/training.py", "lr=config.lr, momentum", "lr=config.lr * 1e-12, momentum",
                    ["tests/test_training.py"]),
@@ -35,11 +35,13 @@ MUTATIONS = {
                                ["tests/test_distributed.py"]),
     "ddp-not-used": ("cifar/training.py", "if config.compile else (ddp or model)", "if config.compile else model",
                      ["tests/test_distributed.py"]),
-    # --resume accepted but the saved state ignored: the run trains from epoch 0 again (and, on a CPU,
+    # --resume reads the state and checks its config, then trains from epoch 0 again (and, on a CPU,
     # deterministically ends with the same history as the uninterrupted run).
-    "resume-restarts": ("cifar/training.py", (("    if resume and state_path.exists():", "    if False:"),
-                                              ("    elif state_path.exists():", "    elif state_path.exists() and not resume:")),
-                        None, ["tests/test_training.py", "tests/test_faults.py"]),
+    "resume-restarts": ("cifar/training.py", '        model.load_state_dict(state["model"])\n'
+                        '        optimizer.load_state_dict(state["optimizer"])\n'
+                        '        schedule.load_state_dict(state["schedule"])\n'
+                        '        history = state["history"]\n', "",
+                        ["tests/test_training.py", "tests/test_faults.py"]),
     "momentum-not-restored": ("cifar/training.py", '        optimizer.load_state_dict(state["optimizer"])\n', "",
                               ["tests/test_training.py"]),
     "augmentations-not-seeded": ("cifar/data.py", "            self.transform.set_random_seed(", "            (",
@@ -82,14 +84,12 @@ def working_tree_copy(destination: Path) -> Path:
     return destination
 
 
-def mutate(tree: Path, file: str, original, broken) -> None:
+def mutate(tree: Path, file: str, original: str, broken: str) -> None:
     path = tree / file
     text = path.read_text()
-    for old, new in (original if broken is None else ((original, broken),)):
-        if text.count(old) != 1:
-            raise SystemExit(f"{file}: the text to break occurs {text.count(old)} times, not once: {old!r}")
-        text = text.replace(old, new)
-    path.write_text(text)
+    if text.count(original) != 1:
+        raise SystemExit(f"{file}: the text to break occurs {text.count(original)} times, not once: {original!r}")
+    path.write_text(text.replace(original, broken))
 
 
 def run_tests(tree: Path, tests: list) -> tuple[bool, str]:
@@ -110,8 +110,16 @@ def main(argv=None) -> int:
     unknown = set(args.names) - set(MUTATIONS)
     if unknown:
         parser.error(f"unknown mutation {', '.join(sorted(unknown))}")
+    names = args.names or list(MUTATIONS)
+    # A test that fails on the unbroken tree would "catch" every mutation: they must all pass first.
+    baseline = [] if args.all_tests else sorted({test for name in names for test in MUTATIONS[name][3]})
+    with tempfile.TemporaryDirectory(prefix="mutant-none-") as folder:
+        failing, detail = run_tests(working_tree_copy(Path(folder)), baseline)
+    if failing:
+        raise SystemExit(f"the tests fail on the unbroken tree ({detail}): fix them first")
+    print(f"unbroken tree: {detail}", flush=True)
     missed = []
-    for name in args.names or MUTATIONS:
+    for name in names:
         file, original, broken, tests = MUTATIONS[name]
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"mutant-{name}-") as folder:
@@ -121,7 +129,7 @@ def main(argv=None) -> int:
         print(f"{'caught' if caught else 'MISSED'}  {name:32s} {time.monotonic() - started:5.0f} s  {detail}", flush=True)
         if not caught:
             missed.append(name)
-    print(f"{len(args.names or MUTATIONS) - len(missed)} caught, {len(missed)} missed" + (f": {', '.join(missed)}" if missed else ""))
+    print(f"{len(names) - len(missed)} caught, {len(missed)} missed" + (f": {', '.join(missed)}" if missed else ""))
     return 1 if missed else 0
 
 
