@@ -93,7 +93,8 @@ def main(argv=None) -> None:
 
     from cifar.data import load_cifar10
     from cifar.run_folder import finish_run
-    from cifar.training import is_main_process, pick_device, train
+    from cifar.device import pick_device
+    from cifar.training import is_main_process, train
 
     config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch,
                          lr=args.lr, label_smoothing=args.label_smoothing, cutout=args.cutout, tta=args.tta,

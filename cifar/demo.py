@@ -18,6 +18,7 @@ import gradio as gr
 import numpy as np
 import PIL.Image
 
+from .device import device_name, gpu_task, model_device
 from .evaluate import check_tta
 from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, STAGE_LAYERS, overlay
 from .inference import DISPLAY_SIZE, BadImage, enlarge, image_tensor, load_image, prepare, probabilities
@@ -224,12 +225,16 @@ def launch(demo: gr.Blocks, **options):
 
 def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -> gr.Blocks:
     demo_fns = Demo(run, tta)
+    # The handlers that run the model: on a ZeroGPU Space each call holds a GPU (cifar/device.py).
+    predict, explain, analyze, refresh_explanation, misclassified = (gpu_task(handler) for handler in (
+        demo_fns.predict, demo_fns.explain, demo_fns.analyze, demo_fns.refresh_explanation, demo_fns.misclassified))
     classes = run.classes
     accuracy = 100 * demo_fns.test_accuracy
     with gr.Blocks(title="CIFAR-10 ResNet-18 + Grad-CAM", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
         gr.Markdown(f"# CIFAR-10 ResNet-18 + Grad-CAM\nA ResNet-18 trained from scratch on CIFAR-10 "
                     f"({accuracy:.1f}% test accuracy). Upload a picture of one of: {', '.join(classes)}; "
-                    "see what the model predicts and where it looked.")
+                    "see what the model predicts and where it looked. "
+                    f"Computing on: **{device_name(model_device(run.model))}**.", elem_id="header")
         with gr.Tab("Predict & explain"):
             with gr.Row():
                 with gr.Column():
@@ -256,19 +261,19 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                                format="png")
             explain_inputs = [image, layer, target, method, opacity]
             explain_outputs = [heatmap, strip, caption]
-            classify.click(demo_fns.predict, [image, top_k], [label, model_view], api_name="predict").then(
-                demo_fns.explain, explain_inputs, explain_outputs, api_name="explain")
+            classify.click(predict, [image, top_k], [label, model_view], api_name="predict").then(
+                explain, explain_inputs, explain_outputs, api_name="explain")
             analyze_inputs = [image, top_k, layer, target, method, opacity]
             analyze_outputs = [label, model_view] + explain_outputs
-            image.upload(demo_fns.analyze, analyze_inputs, analyze_outputs, api_visibility="private")
+            image.upload(analyze, analyze_inputs, analyze_outputs, api_visibility="private")
             if examples:
                 with examples_slot:
                     gallery_of_examples = gr.Examples(examples, inputs=image, api_visibility="private",
                                                       label="Examples (CIFAR-10 test images): click one")
-                gallery_of_examples.load_input_event.then(demo_fns.analyze, analyze_inputs, analyze_outputs,
+                gallery_of_examples.load_input_event.then(analyze, analyze_inputs, analyze_outputs,
                                                           api_visibility="private")
             for control in (layer, target, method, opacity):
-                control.change(demo_fns.refresh_explanation, explain_inputs, explain_outputs, api_visibility="private")
+                control.change(refresh_explanation, explain_inputs, explain_outputs, api_visibility="private")
         with gr.Tab("Training"):
             gr.Markdown(metrics_markdown(run))
             with gr.Row():
@@ -288,10 +293,10 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                                  height="auto", format="png", elem_id="misclassified")
             gallery_inputs = [count, true_class, predicted_class, with_gradcam, opacity]
             show = gr.Button("Show")
-            show.click(demo_fns.misclassified, gallery_inputs, [gallery, summary], api_name="misclassified")
+            show.click(misclassified, gallery_inputs, [gallery, summary], api_name="misclassified")
             for control in (count, true_class, predicted_class, with_gradcam):
-                control.change(demo_fns.misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
-            demo.load(demo_fns.misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
+                control.change(misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
+            demo.load(misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
         with gr.Tab("Model card"):
             gr.Markdown(model_card_text(run))
     return demo

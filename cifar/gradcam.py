@@ -66,13 +66,14 @@ class BaseCAM:
                 handle.remove()
 
     def __call__(self, images: torch.Tensor, target_classes=None):
-        """Heatmaps for float [0, 1] images (N, 3, H, W).
+        """Heatmaps for float [0, 1] images (N, 3, H, W), computed on the model's device.
 
         target_classes: None (each image's predicted class), an int, or one int per image.
         Returns (cams, logits): cams (N, layers, H, W) float32 in [0, 1] at the input size, in the
-        order of target_layers; logits (N, classes).
+        order of target_layers, on the CPU; logits (N, classes) on the model's device.
         """
         self.model.eval()
+        images = images.to(next(self.model.parameters()).device)
         with self._capture() as captured, torch.enable_grad():
             logits = self.model(images)
             missing = [name for name in self.target_layers if name not in captured]

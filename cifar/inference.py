@@ -7,6 +7,7 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 
+from .device import model_device
 from .evaluate import to_model_input, tta_logits
 
 INPUT_SIZE = 32
@@ -91,6 +92,6 @@ def image_tensor(images: np.ndarray, device="cpu") -> torch.Tensor:
 
 @torch.no_grad()
 def probabilities(model, image: np.ndarray, tta: str = "flip") -> np.ndarray:
-    """Class probabilities for one 32x32 uint8 RGB image."""
+    """Class probabilities for one 32x32 uint8 RGB image, computed on the model's device."""
     model.eval()
-    return tta_logits(model, image_tensor(image), tta).softmax(1)[0].numpy()
+    return tta_logits(model, image_tensor(image, model_device(model)), tta).softmax(1)[0].cpu().numpy()

@@ -19,28 +19,11 @@ from tqdm import tqdm
 
 from .config import TrainConfig
 from .data import ArrayDataset, EpochLoader, split_validation, train_transform
+from .device import device_name, pick_device
 from .evaluate import loss_and_accuracy, predict_arrays, to_model_input
 from .model import ResNet18
 
 STATE_NAME = "training_state.pt"  # optimizer + schedule + history; never shipped or pushed
-
-
-def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def device_name(device: torch.device, processes: int = 1) -> str:
-    """What the model card says the run trained on, e.g. "NVIDIA H100 80GB HBM3" or "CPU (AMD EPYC, 2 cores)"."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        cpuinfo = Path("/proc/cpuinfo")
-        models = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-                  if line.startswith("model name")]
-        name = f"CPU ({models[0] + ', ' if models else ''}{os.cpu_count()} cores)"
-    return f"{processes} x {name}" if processes > 1 else name
 
 
 def loader_workers(config: TrainConfig, device: torch.device) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 from gradio_client import Client, handle_file
 
 from cifar.demo import build_demo, launch
@@ -29,10 +30,13 @@ def free_port() -> int:
 
 @contextmanager
 def app_process(*args, env=None, cwd=ROOT):
-    """`python app.py ARGS` on a free loopback port, as a user starts it; yields its URL once it answers."""
+    """`python app.py ARGS` in `cwd` on a free loopback port (given as a Space gives it, in GRADIO_SERVER_PORT),
+    as a user starts it; yields its URL once it answers. `env` adds to (or, with None values, removes from)
+    this process's environment."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=cwd,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": str(port), **(env or {})}
+    server = subprocess.Popen([sys.executable, "app.py", *args], cwd=cwd,
+                              env={k: v for k, v in environment.items() if v is not None},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -142,7 +146,7 @@ def test_misclassified_gallery_order_and_filters(client, tiny_run):
     plain, _ = client.predict(3, "all", "all", False, 0.5, api_name="/misclassified")
     overlaid, _ = client.predict(3, "all", "all", True, 0.5, api_name="/misclassified")
     assert [item["caption"] for item in overlaid] == [item["caption"] for item in plain]
-    pictures = [np.asarray(PIL.Image.open(item["image"]["path"])).astype(int) for item in (plain[0], overlaid[0])]
+    pictures = [np.asarray(PIL.Image.open(item["image"])).astype(int) for item in (plain[0], overlaid[0])]
     assert np.abs(pictures[0] - pictures[1]).mean() > 10
 
 
@@ -166,3 +170,29 @@ def test_the_served_tta_is_the_runs_unless_the_deployer_picks_another(tiny_run):
     assert probabilities(run.model, small, "none") != pytest.approx(probabilities(run.model, small, "flip"), abs=1e-6)
     with pytest.raises(ValueError, match="tta must be one of"):
         Demo(run, "rotate")
+
+
+def test_device_is_named_on_the_page_and_a_missing_gpu_is_a_clear_error(app, tiny_run):
+    from cifar.device import device_name
+
+    demo, _ = app
+    header = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "header")
+    assert f"Computing on: **{device_name('cpu')}**" in header.value
+    if not torch.cuda.is_available():
+        result = subprocess.run([sys.executable, "app.py", "--model", str(tiny_run), "--device", "cuda"],
+                                capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert result.returncode != 0
+        assert "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_answers_equal_the_cpu_answers(tiny_run):
+    from cifar.demo import Demo
+
+    on_cpu, on_gpu = Demo(load_run(str(tiny_run), "cpu")), Demo(load_run(str(tiny_run), "cuda"))
+    for image in EXAMPLES[:3]:
+        (cpu_label, _), (gpu_label, _) = on_cpu.predict(image, 10), on_gpu.predict(image, 10)
+        assert cpu_label.keys() == gpu_label.keys()
+        np.testing.assert_allclose([gpu_label[k] for k in cpu_label], list(cpu_label.values()), atol=1e-4)
+        cpu_heatmap, gpu_heatmap = (np.asarray(PIL.Image.open(d.explain(image)[0])).astype(int) for d in (on_cpu, on_gpu))
+        assert np.abs(cpu_heatmap - gpu_heatmap).mean() < 1
