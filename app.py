@@ -4,10 +4,13 @@
     python app.py --model runs/fast --share        # another run folder, with a public link
     python app.py --model USER/REPO                # a run pushed to the Hugging Face Hub
     python app.py --tta none                       # one view per prediction instead of the run's TTA: faster
+    python app.py --deploy USER/SPACE              # serve it as a Hugging Face Space instead (cifar/space.py)
 """
 
 import argparse
+import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,23 +25,42 @@ from cifar.evaluate import TTA_MODES  # noqa: E402
 
 HERE = Path(__file__).parent
 DEFAULT_MODEL = HERE / "checkpoints" / "resnet18-cifar10"
+# A deployed Space has no command line: its space.json says what to serve (cifar/space.py writes it).
+SPACE_CONFIG = json.loads((HERE / "space.json").read_text()) if (HERE / "space.json").is_file() else {}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(DEFAULT_MODEL),
+    parser.add_argument("--model", default=SPACE_CONFIG.get("model") or str(DEFAULT_MODEL),
                         help="run folder or Hub repo id")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
-    parser.add_argument("--tta", choices=TTA_MODES,
+    parser.add_argument("--tta", choices=TTA_MODES, default=SPACE_CONFIG.get("tta"),
                         help="test-time augmentation to predict with (default: the run's; none is the fastest)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when there is a GPU)")
+    deploy = parser.add_argument_group("deploying as a Hugging Face Space (token: HF_TOKEN or `hf auth login`)")
+    deploy.add_argument("--deploy", metavar="USER/SPACE", help="create or update this Space, serving --model with --tta")
+    deploy.add_argument("--hardware", help="hardware to request for the Space, e.g. t4-small (default: the free CPU)")
+    deploy.add_argument("--private", action="store_true", help="create the Space as private")
     return parser.parse_args(argv)
+
+
+def deploy(args, argv) -> None:
+    from cifar.space import DeployError, deploy_space
+
+    command = "python app.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    try:
+        url = deploy_space(args.deploy, args.model, args.tta, args.hardware, args.private, command)
+    except DeployError as error:
+        sys.exit(f"error: {error}")
+    print(f"deployed {args.model} to {url} (the Space builds and starts in a few minutes)")
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.deploy:
+        return deploy(args, argv)
     from cifar.demo import build_demo, launch
     from cifar.device import pick_device
     from cifar.run_folder import RunFolderError, load_run

@@ -6,7 +6,7 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from huggingface_hub import HfApi
-from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
+from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS, ModelInfo
 from safetensors.torch import load_file
 
 from cifar import hub
@@ -18,6 +18,7 @@ from tests.test_app import EXAMPLES, app_process
 from tests.test_training import RUN_FILES
 
 TOKEN = "hf_test_secret_token"
+RUN_FILES_IN_A_REPO = (*sorted(RUN_FILES), ".gitattributes")
 REPO_ID = "me/cifar-resnet18"
 
 
@@ -28,6 +29,7 @@ class FakeApi(HfApi):
 
     calls: list = []
     fail_with: Exception | None = None
+    model_files: tuple = RUN_FILES_IN_A_REPO
 
     def create_repo(self, repo_id, **kwargs):
         FakeApi.calls.append(("create_repo", repo_id, kwargs))
@@ -42,14 +44,24 @@ class FakeApi(HfApi):
         uploaded = {op.path_in_repo for op in operations}
         FakeApi.calls.append(("upload_folder", repo_id, {"folder_path": folder_path, "uploaded": uploaded, **kwargs}))
 
+    def request_space_hardware(self, repo_id, hardware, **kwargs):
+        FakeApi.calls.append(("request_space_hardware", repo_id, {"hardware": hardware, **kwargs}))
+
+    def model_info(self, repo_id, **kwargs):
+        FakeApi.calls.append(("model_info", repo_id, kwargs))
+        return ModelInfo(id=repo_id, siblings=[{"rfilename": name} for name in FakeApi.model_files])
+
     def _validate_yaml(self, content, repo_type=None, token=None):  # the Hub validates the card: offline here
         pass
 
 
 @pytest.fixture
 def fake_api(monkeypatch):
-    FakeApi.calls, FakeApi.fail_with = [], None
+    from cifar import space
+
+    FakeApi.calls, FakeApi.fail_with, FakeApi.model_files = [], None, RUN_FILES_IN_A_REPO
     monkeypatch.setattr(hub, "HfApi", FakeApi)
+    monkeypatch.setattr(space, "HfApi", FakeApi)
     return FakeApi
 
 
