@@ -31,9 +31,22 @@ def synthetic_cifar(n_train=64, n_test=32, seed=0) -> dict:
     return {"train": split(n_train), "test": split(n_test)}
 
 
+def npz_folder(folder, data: dict):
+    """`data` written as a CIFAR-10 folder (train.npz, test.npz): what train.py --data-dir reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, (x, y) in data.items():
+        np.savez(folder / f"{split}.npz", x=x, y=y)
+    return folder
+
+
 @pytest.fixture
 def tiny_data():
     return synthetic_cifar()
+
+
+@pytest.fixture
+def tiny_data_dir(tmp_path, tiny_data):
+    return npz_folder(tmp_path / "data", tiny_data)
 
 
 @pytest.fixture

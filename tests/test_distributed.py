@@ -13,10 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from tests.conftest import synthetic_cifar
+from tests.conftest import npz_folder, synthetic_cifar
 from tests.test_training import RUN_FILES
 
 ROOT = Path(__file__).parent.parent
@@ -100,10 +99,7 @@ def test_a_ddp_step_equals_the_whole_batch_step_in_every_process(tmp_path):
 
 
 def test_two_processes_train_like_one(tmp_path):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    for split, (x, y) in synthetic_cifar(n_train=160, n_test=100).items():
-        np.savez(data_dir / f"{split}.npz", x=x, y=y)
+    data_dir = npz_folder(tmp_path / "data", synthetic_cifar(n_train=160, n_test=100))
     single, multi = tmp_path / "single", tmp_path / "ddp"
     subprocess.run([sys.executable, "train.py", "--data-dir", str(data_dir), "--out", str(single), *ARGS],
                    check=True, capture_output=True, timeout=600, cwd=ROOT)

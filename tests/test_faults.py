@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -35,15 +34,6 @@ train.main(sys.argv[1:])
 """
 
 
-@pytest.fixture
-def data_dir(tmp_path, tiny_data):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for split, (x, y) in tiny_data.items():
-        np.savez(folder / f"{split}.npz", x=x, y=y)
-    return folder
-
-
 def train_args(data_dir, out, *extra):
     return ["--data-dir", str(data_dir), "--out", str(out), "--epochs", str(EPOCHS), "--batch-size", str(BATCH),
             *extra]
@@ -54,14 +44,14 @@ def read_history(out: Path) -> dict:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, tmp_path, sig):
+def test_killed_run_resumes_to_the_uninterrupted_result(tiny_data_dir, tmp_path, sig):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run([sys.executable, "train.py", *train_args(data_dir, whole)], check=True, capture_output=True,
+    subprocess.run([sys.executable, "train.py", *train_args(tiny_data_dir, whole)], check=True, capture_output=True,
                    timeout=300, cwd=ROOT)
 
     interrupted = subprocess.run(
         [sys.executable, "-c", KILLED_TRAIN_PY.format(epoch=KILLED_IN_EPOCH, signal=int(sig)),
-         *train_args(data_dir, killed)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+         *train_args(tiny_data_dir, killed)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert interrupted.returncode != 0
     if sig == signal.SIGINT:
         assert "--resume" in interrupted.stderr and "Traceback" not in interrupted.stderr
@@ -69,7 +59,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, tmp_path, sig)
     assert len(read_history(killed)["epochs"]) == KILLED_IN_EPOCH - 1 and (killed / STATE_NAME).exists()
     assert not (killed / "model.safetensors").exists()
 
-    resumed = subprocess.run([sys.executable, "train.py", *train_args(data_dir, killed, "--resume")], check=True,
+    resumed = subprocess.run([sys.executable, "train.py", *train_args(tiny_data_dir, killed, "--resume")], check=True,
                              capture_output=True, text=True, timeout=300, cwd=ROOT)
     # Only the remaining epochs ran ...
     assert f"resuming {killed} after epoch {KILLED_IN_EPOCH - 1}/{EPOCHS}" in resumed.stdout

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import numpy as np
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
@@ -17,15 +16,11 @@ ROOT = Path(__file__).parent.parent
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
 
 
-def test_the_quickstart_notebook_runs_top_to_bottom(tmp_path, tiny_data):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    for split, (x, y) in tiny_data.items():
-        np.savez(data_dir / f"{split}.npz", x=x, y=y)
+def test_the_quickstart_notebook_runs_top_to_bottom(tmp_path, tiny_data_dir):
     run = tmp_path / "run"
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     [parameters] = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", [])]
-    overrides = dict(INSTALL=False, DATA_DIR=str(data_dir), RUN=str(run), TRAIN_ARGS="--epochs 1 --batch-size 16",
+    overrides = dict(INSTALL=False, DATA_DIR=str(tiny_data_dir), RUN=str(run), TRAIN_ARGS="--epochs 1 --batch-size 16",
                      SHARE=False)
     notebook.cells.insert(parameters + 1, new_code_cell("\n".join(f"{k} = {v!r}" for k, v in overrides.items())))
 

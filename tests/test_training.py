@@ -173,13 +173,9 @@ def test_bad_arguments_fail_fast_with_a_clear_message(argv, message):
     assert "Traceback" not in result.stderr
 
 
-def test_train_cli_end_to_end(tmp_path, tiny_data):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    for split, (x, y) in tiny_data.items():
-        np.savez(data_dir / f"{split}.npz", x=x, y=y)
+def test_train_cli_end_to_end(tmp_path, tiny_data_dir):
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "train.py", "--data-dir", str(data_dir), "--out", str(out),
+    result = subprocess.run([sys.executable, "train.py", "--data-dir", str(tiny_data_dir), "--out", str(out),
                              "--epochs", "1", "--batch-size", "16", "--tta", "flip_translate"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
