@@ -86,7 +86,8 @@ class ResNet18(nn.Module, PyTorchModelHubMixin, library_name="pytorch", tags=["i
             path = hf_hub_download(model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
                                    force_download=force_download, token=token,
                                    local_files_only=local_files_only)
-        state = {k: v.float() for k, v in load_file(str(path), device=str(map_location)).items()}
+        # Read on the CPU, then moved: on a ZeroGPU Space only .to("cuda") is deferred until a GPU is attached.
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
         model.load_state_dict(state, strict=True)
         return model.to(map_location).eval()
 
