@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from cifar.training import STATE_NAME, atomic_write
+from tests.conftest import npz_folder, synthetic_cifar
 from tests.test_training import without_timings
 
 ROOT = Path(__file__).parent.parent
@@ -19,8 +20,10 @@ EPOCHS, BATCH, KILLED_IN_EPOCH = 4, 16, 2
 # train.py, with the signal sent by the run itself after the first batch of epoch KILLED_IN_EPOCH: the
 # interruption always lands at the same point of the run, however fast or busy the machine is.
 KILLED_TRAIN_PY = """
-import os, sys
+import os, signal, sys
 import cifar.data, train
+# Ctrl-C in a terminal: a shell that starts a job in the background may have it inherit SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 epoch_batches = cifar.data.EpochLoader.epoch
 
 def epoch(self, number):
@@ -43,15 +46,26 @@ def read_history(out: Path) -> dict:
     return json.loads((out / "history.json").read_text())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_killed_run_resumes_to_the_uninterrupted_result(tiny_data_dir, tmp_path, sig):
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run([sys.executable, "train.py", *train_args(tiny_data_dir, whole)], check=True, capture_output=True,
-                   timeout=300, cwd=ROOT)
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return npz_folder(tmp_path_factory.mktemp("data"), synthetic_cifar())
 
+
+@pytest.fixture(scope="module")
+def whole(data_dir, tmp_path_factory):
+    """The uninterrupted run, once for both signals."""
+    out = tmp_path_factory.mktemp("whole")
+    subprocess.run([sys.executable, "train.py", *train_args(data_dir, out)], check=True, capture_output=True,
+                   timeout=300, cwd=ROOT)
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killed_run_resumes_to_the_uninterrupted_result(data_dir, whole, tmp_path, sig):
+    killed = tmp_path / "killed"
     interrupted = subprocess.run(
         [sys.executable, "-c", KILLED_TRAIN_PY.format(epoch=KILLED_IN_EPOCH, signal=int(sig)),
-         *train_args(tiny_data_dir, killed)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+         *train_args(data_dir, killed)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert interrupted.returncode != 0
     if sig == signal.SIGINT:
         assert "--resume" in interrupted.stderr and "Traceback" not in interrupted.stderr
@@ -59,7 +73,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_data_dir, tmp_path,
     assert len(read_history(killed)["epochs"]) == KILLED_IN_EPOCH - 1 and (killed / STATE_NAME).exists()
     assert not (killed / "model.safetensors").exists()
 
-    resumed = subprocess.run([sys.executable, "train.py", *train_args(tiny_data_dir, killed, "--resume")], check=True,
+    resumed = subprocess.run([sys.executable, "train.py", *train_args(data_dir, killed, "--resume")], check=True,
                              capture_output=True, text=True, timeout=300, cwd=ROOT)
     # Only the remaining epochs ran ...
     assert f"resuming {killed} after epoch {KILLED_IN_EPOCH - 1}/{EPOCHS}" in resumed.stdout
