@@ -26,6 +26,11 @@ from .run_folder import Run
 from .training import atomic_write
 
 PREDICTED = "predicted class"
+# Methods whose map does not depend on the class asked for, and why (the caption says so).
+CLASS_AGNOSTIC = {"Eigen-CAM": "the main pattern of the layer's activations, no gradients"}
+# What each method costs and means, shown under the method choice.
+METHOD_COSTS = ("Each is one forward and one backward pass for all layers; Eigen-CAM needs no backward pass, and "
+                "shows the same map for every class.")
 ALL = "all"
 MAX_GALLERY = 100
 # Chosen for a 2-core CPU: 4 requests run at once (each takes a few ms of model time), up to 64 wait,
@@ -154,12 +159,17 @@ class Demo:
         small, display = prepared
         inputs = image_tensor(small)
         target_class = None if target == PREDICTED else self.classes.index(target)
-        cams, logits = METHODS[method](self.model, (layer, *STAGE_LAYERS))(inputs, target_class)
+        # Each layer once: the chosen one is usually a stage of the strip too.
+        layers = tuple(dict.fromkeys((layer, *STAGE_LAYERS)))
+        cams, logits = METHODS[method](self.model, layers)(inputs, target_class)
+        maps = dict(zip(layers, cams[0]))
         shown = self.classes[target_class if target_class is not None else int(logits.argmax())]
-        heatmap = png_file(overlay(display, cams[0, 0], opacity))
-        strip = [(png_file(overlay(display, cam, opacity)), stage) for cam, stage in zip(cams[0, 1:], STAGE_LAYERS)]
+        heatmap = png_file(overlay(display, maps[layer], opacity))
+        strip = [(png_file(overlay(display, maps[stage], opacity)), stage) for stage in STAGE_LAYERS]
         caption = f"{method} for **{shown}** at `{layer}`"
-        if not cams[0, 0].any():
+        if method in CLASS_AGNOSTIC:
+            caption = f"{method} at `{layer}` (the same map for every class: {CLASS_AGNOSTIC[method]})"
+        if not maps[layer].any():
             caption += (": nothing here counts for this class (the weighted activations are negative everywhere); "
                         "the stage outputs below show where the evidence is")
         return heatmap, strip, caption
@@ -251,7 +261,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                 with gr.Column():
                     layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="Target layer")
                     target = gr.Dropdown([PREDICTED] + classes, value=PREDICTED, label="Target class")
-                    method = gr.Radio(list(METHODS), value="Grad-CAM", label="Method")
+                    method = gr.Radio(list(METHODS), value="Grad-CAM", label="Method", info=METHOD_COSTS)
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")
                 with gr.Column():
                     caption = gr.Markdown()

@@ -1,8 +1,10 @@
-"""Grad-CAM and Grad-CAM++, our own implementation (the original project's point).
+"""Class activation maps, our own implementation (the original project's point): Grad-CAM, Grad-CAM++,
+HiResCAM, XGrad-CAM, LayerCAM and Eigen-CAM.
 
 Like pytorch-grad-cam: `BaseCAM` owns the hooks on the target layers and their cleanup (a context
-manager, so no hook outlives a call, even one that raises), and each method only says how to weight
-the activation channels from their gradients.
+manager, so no hook outlives a call, even one that raises), and each method only says how it weights
+the activation channels (`weights`) or, where it is not a weighting, how it makes the map (`cam`).
+Gradient-free methods (Eigen-CAM) set `uses_gradients = False`: the same forward hooks, no backward pass.
 
 Safe under concurrent requests on one shared model: the hook records activations only for the
 thread that registered it, and gradients are taken with `torch.autograd.grad` with respect to those
@@ -36,6 +38,8 @@ class BaseCAM:
     """target_layers: one layer name, or several: their heatmaps all come from one forward and one
     backward pass (the app's strip across the four stages costs about one heatmap, not four)."""
 
+    uses_gradients = True
+
     def __init__(self, model: torch.nn.Module, target_layers: str | Sequence[str]):
         modules = dict(model.named_modules())
         self.target_layers = (target_layers,) if isinstance(target_layers, str) else tuple(target_layers)
@@ -44,9 +48,14 @@ class BaseCAM:
                 raise ValueError(f"unknown layer {name!r}; try one of {', '.join(LAYERS)}")
         self.model, self.layers = model, [modules[name] for name in self.target_layers]
 
-    def weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        """(N, C, h, w) activations and gradients -> (N, C) channel weights."""
+    def weights(self, activations, gradients, images, targets) -> torch.Tensor:
+        """(N, C, h, w) activations and gradients (None without gradients) -> (N, C) channel weights.
+        images: the (N, 3, H, W) input; targets: (N,) the class asked for."""
         raise NotImplementedError
+
+    def cam(self, activations, gradients, images, targets) -> torch.Tensor:
+        """The (N, h, w) map before ReLU and scaling: by default the channels weighted by `weights`."""
+        return (self.weights(activations, gradients, images, targets)[:, :, None, None] * activations).sum(1)
 
     @contextmanager
     def _capture(self):
@@ -74,7 +83,7 @@ class BaseCAM:
         """
         self.model.eval()
         images = images.to(next(self.model.parameters()).device)
-        with self._capture() as captured, torch.enable_grad():
+        with self._capture() as captured, torch.set_grad_enabled(self.uses_gradients):
             logits = self.model(images)
             missing = [name for name in self.target_layers if name not in captured]
             if missing:
@@ -84,17 +93,20 @@ class BaseCAM:
                 targets = logits.argmax(1)
             else:
                 targets = torch.as_tensor(target_classes, device=logits.device).expand(len(images))
-            score = logits.gather(1, targets.view(-1, 1)).sum()
-            gradients = torch.autograd.grad(score, activations)
+            if self.uses_gradients:
+                score = logits.gather(1, targets.view(-1, 1)).sum()
+                gradients = torch.autograd.grad(score, activations)
+            else:
+                gradients = [None] * len(activations)
+        # The hooks are gone: a method that runs the model again here (as Score-CAM would) records nothing.
         with torch.no_grad():
-            cams = torch.stack([self._heatmaps(a, g, images.shape[-2:]) for a, g in zip(activations, gradients)], 1)
+            cams = torch.stack([self._heatmaps(a.detach(), g, images, targets) for a, g in zip(activations, gradients)], 1)
         return cams.float().cpu().numpy(), logits.detach()
 
-    def _heatmaps(self, activations, gradients, size) -> torch.Tensor:
-        """(N, H, W) heatmaps of one layer, each scaled to [0, 1]."""
-        weights = self.weights(activations, gradients)
-        cams = F.relu((weights[:, :, None, None] * activations).sum(1, keepdim=True))
-        cams = F.interpolate(cams, size=size, mode="bilinear", align_corners=False)[:, 0]
+    def _heatmaps(self, activations, gradients, images, targets) -> torch.Tensor:
+        """(N, H, W) heatmaps of one layer at the input size, each scaled to [0, 1]."""
+        cams = F.relu(self.cam(activations, gradients, images, targets))[:, None]  # (N, 1, h, w)
+        cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         low = cams.amin((1, 2), keepdim=True)
         return (cams - low) / (cams.amax((1, 2), keepdim=True) - low).clamp_min(1e-12)
 
@@ -102,7 +114,7 @@ class BaseCAM:
 class GradCAM(BaseCAM):
     """Selvaraju et al. 2017: channel weight = mean gradient over the spatial positions."""
 
-    def weights(self, activations, gradients):
+    def weights(self, activations, gradients, images, targets):
         return gradients.mean((2, 3))
 
 
@@ -110,7 +122,7 @@ class GradCAMPlusPlus(BaseCAM):
     """Chattopadhay et al. 2018: per-position weights from 2nd/3rd-order gradient terms, so several
     instances of a class all light up instead of the most salient one alone."""
 
-    def weights(self, activations, gradients):
+    def weights(self, activations, gradients, images, targets):
         grads2 = gradients.pow(2)
         grads3 = grads2 * gradients
         sum_activations = activations.sum((2, 3), keepdim=True)
@@ -119,7 +131,48 @@ class GradCAMPlusPlus(BaseCAM):
         return (F.relu(gradients) * alpha).sum((2, 3))
 
 
-METHODS = {"Grad-CAM": GradCAM, "Grad-CAM++": GradCAMPlusPlus}
+class HiResCAM(BaseCAM):
+    """Draelos & Carin 2020: gradient times activation at each position, summed over channels, so the map
+    shows exactly where the score rises (Grad-CAM averages the gradient over positions first)."""
+
+    def cam(self, activations, gradients, images, targets):
+        return (gradients * activations).sum(1)
+
+
+class XGradCAM(BaseCAM):
+    """Fu et al. 2020: each channel's gradients averaged with its own activations as weights."""
+
+    def weights(self, activations, gradients, images, targets):
+        return (gradients * activations).sum((2, 3)) / (activations.sum((2, 3)) + 1e-7)
+
+
+class LayerCAM(BaseCAM):
+    """Jiang et al. 2021: each position of each channel weighted by its own positive gradient, which keeps
+    the finer detail of early layers."""
+
+    def cam(self, activations, gradients, images, targets):
+        return (F.relu(gradients) * activations).sum(1)
+
+
+class EigenCAM(BaseCAM):
+    """Muhammad & Yeasin 2020: the activations' first principal component. No gradients, so it ignores
+    the target class. An SVD's sign is arbitrary: the sign that makes the larger extreme positive is
+    kept (as pytorch-grad-cam's get_2d_projection_with_sign_correction)."""
+
+    uses_gradients = False
+
+    def cam(self, activations, gradients, images, targets):
+        positions = activations.flatten(2).transpose(1, 2)  # (N, h*w, C)
+        centered = positions - positions.mean(1, keepdim=True)
+        first_component = torch.linalg.svd(centered, full_matrices=False).Vh[:, 0]  # (N, C)
+        projection = (centered @ first_component[:, :, None])[..., 0]  # (N, h*w)
+        flip = projection.amin(1).abs() > projection.amax(1).abs()
+        projection = torch.where(flip[:, None], -projection, projection)
+        return projection.view(activations.shape[0], *activations.shape[2:])
+
+
+METHODS = {"Grad-CAM": GradCAM, "Grad-CAM++": GradCAMPlusPlus, "HiResCAM": HiResCAM, "XGrad-CAM": XGradCAM,
+           "LayerCAM": LayerCAM, "Eigen-CAM": EigenCAM}
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, opacity: float = 0.5) -> np.ndarray:

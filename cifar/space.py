@@ -81,9 +81,9 @@ def space_readme(model: str, hardware: str | None, command: str) -> str:
 # CIFAR-10 ResNet-18 + Grad-CAM
 
 A ResNet-18 trained from scratch on CIFAR-10: upload a picture of an airplane, automobile, bird, cat, deer,
-dog, frog, horse, ship or truck, see what the model predicts and where it looked (Grad-CAM and Grad-CAM++
-at any layer, for any class), its training curves and its most confident mistakes. It serves {served};
-`{SPACE_CONFIG}` says which, and with which test-time augmentation.
+dog, frog, horse, ship or truck, see what the model predicts and where it looked (six CAM methods, from
+Grad-CAM to Eigen-CAM, at any layer, for any class), its training curves and its most confident mistakes.
+It serves {served}; `{SPACE_CONFIG}` says which, and with which test-time augmentation.
 
 Deployed from cifar-resnet-gradcam with `{command}`. It runs on whatever hardware the Space has: on a
 GPU when there is one (on ZeroGPU hardware each request asks for it), else on the CPU; the page says which.

@@ -15,7 +15,8 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 
-from cifar.demo import build_demo, launch
+from cifar.demo import CLASS_AGNOSTIC, build_demo, launch
+from cifar.gradcam import METHODS
 from cifar.run_folder import load_run
 
 ROOT = Path(__file__).parent.parent
@@ -106,6 +107,16 @@ def test_explain_returns_heatmap_and_stage_strip(client):
     assert np.asarray(PIL.Image.open(heatmap)).shape[:2] == (256, 256)
     assert [item["caption"] for item in strip] == ["layer1", "layer2", "layer3", "layer4"]
     assert "Grad-CAM++" in caption and "cat" in caption
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_is_offered_and_explains(client, method):
+    heatmap, strip, caption = client.predict(handle_file(EXAMPLES[3]), "layer3", "dog", method, 1.0,
+                                             api_name="/explain")
+    assert np.asarray(PIL.Image.open(heatmap)).shape[:2] == (256, 256) and len(strip) == 4
+    assert method in caption
+    # Eigen-CAM has no class to explain: its caption says so instead of naming one.
+    assert ("same map for every class" in caption) == (method in CLASS_AGNOSTIC) and ("dog" in caption) != (method in CLASS_AGNOSTIC)
 
 
 def test_explain_opacity_zero_shows_the_image_and_one_the_heatmap(client):

@@ -142,7 +142,7 @@ def test_odd_but_valid_images_are_classified_on_their_true_picture(client, corpu
     ("/predict", (99,), "greater than maximum"),
     ("/explain", ("layer9", "predicted class", "Grad-CAM", 0.5), "not in the list of choices"),
     ("/explain", ("layer4", "unicorn", "Grad-CAM", 0.5), "not in the list of choices"),
-    ("/explain", ("layer4", "predicted class", "Score-CAM", 0.5), "not in the list of choices"),
+    ("/explain", ("layer4", "predicted class", "Magic-CAM", 0.5), "not in the list of choices"),
     ("/explain", ("layer4", "predicted class", "Grad-CAM", 1.5), "greater than maximum"),
 ])
 def test_out_of_range_api_arguments_are_refused(client, endpoint, args, message):

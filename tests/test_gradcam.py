@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pytorch_grad_cam import GradCAM as ReferenceGradCAM
-from pytorch_grad_cam import GradCAMPlusPlus as ReferenceGradCAMPlusPlus
+import pytorch_grad_cam as reference_cams
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
-from cifar.gradcam import LAYERS, GradCAM, GradCAMPlusPlus, overlay
+from cifar.gradcam import LAYERS, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM, overlay
 from cifar.model import ResNet18
 
 ROOT = Path(__file__).parent.parent
@@ -45,20 +45,34 @@ def bundled():
     return model, image_tensor(np.stack([prepare(load_image(str(path)))[0] for path in paths]))
 
 
-@pytest.mark.parametrize("ours, reference", [(GradCAM, ReferenceGradCAM), (GradCAMPlusPlus, ReferenceGradCAMPlusPlus)])
+class ReferenceEigenCAMSignCorrected(reference_cams.EigenCAM):
+    """The reference's Eigen-CAM with its own sign-corrected projection (its plain one keeps whatever sign
+    the SVD returns, so a map and its negative would both be 'right')."""
+
+    def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, eigen_smooth):
+        return get_2d_projection_with_sign_correction(activations)
+
+
+PAIRS = [(GradCAM, reference_cams.GradCAM), (GradCAMPlusPlus, reference_cams.GradCAMPlusPlus),
+         (HiResCAM, reference_cams.HiResCAM), (XGradCAM, reference_cams.XGradCAM),
+         (LayerCAM, reference_cams.LayerCAM), (EigenCAM, ReferenceEigenCAMSignCorrected)]
+
+
+@pytest.mark.parametrize("ours, reference", PAIRS, ids=[ours.__name__ for ours, _ in PAIRS])
 @pytest.mark.parametrize("layer", LAYERS)
 def test_matches_pytorch_grad_cam_on_the_bundled_model(bundled, ours, reference, layer):
     model, images = bundled
     with torch.no_grad():
         ranked = model(images).argsort(1, descending=True)
     module = dict(model.named_modules())[layer]
-    compared = 0
-    # The predicted class, the runner-up and the least likely one: each image asks for three different maps.
+    compared, maps = 0, 0
+    # The predicted class, the runner-up and the least likely one: each image asks for different maps.
     for targets in (ranked[:, 0], ranked[:, 1], ranked[:, -1]):
         mine = ours(model, layer)(images, targets.tolist())[0][:, 0]
         with reference(model=model, target_layers=[module]) as cam:
             theirs = cam(input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in targets])
         for a, b in zip(mine, theirs):
+            maps += 1
             if b.std() < 1e-6:  # no positive evidence at all: both must say so
                 assert a.std() < 1e-6
             else:
@@ -66,7 +80,19 @@ def test_matches_pytorch_grad_cam_on_the_bundled_model(bundled, ours, reference,
                 compared += 1
     # Blank maps agree trivially; enough real ones must be compared for the test to mean something (the
     # fewest: Grad-CAM++ at the pre-BatchNorm layer4.1.conv2, 9 of 30).
-    assert compared >= 5
+    assert compared >= maps // 6
+
+
+def test_eigen_cam_needs_no_gradients_and_ignores_the_class(bundled):
+    model, images = bundled
+    backward_calls = []
+    handle = model.layer4.register_full_backward_hook(lambda *args: backward_calls.append(1))
+    try:
+        maps = [EigenCAM(model, "layer4")(images[:2], target)[0] for target in (0, 9)]
+    finally:
+        handle.remove()
+    assert backward_calls == [] and maps[0].max() == pytest.approx(1, abs=1e-3)
+    np.testing.assert_array_equal(*maps)
 
 
 def test_heatmaps_are_input_sized_and_scaled(model):
