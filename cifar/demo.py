@@ -166,9 +166,10 @@ class Demo:
         shown = self.classes[target_class if target_class is not None else int(logits.argmax())]
         heatmap = png_file(overlay(display, maps[layer], opacity))
         strip = [(png_file(overlay(display, maps[stage], opacity)), stage) for stage in STAGE_LAYERS]
-        caption = f"{method} for **{shown}** at `{layer}`"
         if method in CLASS_AGNOSTIC:
             caption = f"{method} at `{layer}` (the same map for every class: {CLASS_AGNOSTIC[method]})"
+        else:
+            caption = f"{method} for **{shown}** at `{layer}`"
         if not maps[layer].any():
             caption += (": nothing here counts for this class (the weighted activations are negative everywhere); "
                         "the stage outputs below show where the evidence is")

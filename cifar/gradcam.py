@@ -48,14 +48,13 @@ class BaseCAM:
                 raise ValueError(f"unknown layer {name!r}; try one of {', '.join(LAYERS)}")
         self.model, self.layers = model, [modules[name] for name in self.target_layers]
 
-    def weights(self, activations, gradients, images, targets) -> torch.Tensor:
-        """(N, C, h, w) activations and gradients (None without gradients) -> (N, C) channel weights.
-        images: the (N, 3, H, W) input; targets: (N,) the class asked for."""
+    def weights(self, activations, gradients) -> torch.Tensor:
+        """(N, C, h, w) activations and gradients (None without gradients) -> (N, C) channel weights."""
         raise NotImplementedError
 
-    def cam(self, activations, gradients, images, targets) -> torch.Tensor:
+    def cam(self, activations, gradients) -> torch.Tensor:
         """The (N, h, w) map before ReLU and scaling: by default the channels weighted by `weights`."""
-        return (self.weights(activations, gradients, images, targets)[:, :, None, None] * activations).sum(1)
+        return (self.weights(activations, gradients)[:, :, None, None] * activations).sum(1)
 
     @contextmanager
     def _capture(self):
@@ -98,15 +97,15 @@ class BaseCAM:
                 gradients = torch.autograd.grad(score, activations)
             else:
                 gradients = [None] * len(activations)
-        # The hooks are gone: a method that runs the model again here (as Score-CAM would) records nothing.
+        # The hooks are gone: a method that ran the model again here would record nothing.
         with torch.no_grad():
-            cams = torch.stack([self._heatmaps(a.detach(), g, images, targets) for a, g in zip(activations, gradients)], 1)
+            cams = torch.stack([self._heatmaps(a.detach(), g, images.shape[-2:]) for a, g in zip(activations, gradients)], 1)
         return cams.float().cpu().numpy(), logits.detach()
 
-    def _heatmaps(self, activations, gradients, images, targets) -> torch.Tensor:
+    def _heatmaps(self, activations, gradients, size) -> torch.Tensor:
         """(N, H, W) heatmaps of one layer at the input size, each scaled to [0, 1]."""
-        cams = F.relu(self.cam(activations, gradients, images, targets))[:, None]  # (N, 1, h, w)
-        cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        cams = F.relu(self.cam(activations, gradients))[:, None]  # (N, 1, h, w)
+        cams = F.interpolate(cams, size=size, mode="bilinear", align_corners=False)[:, 0]
         low = cams.amin((1, 2), keepdim=True)
         return (cams - low) / (cams.amax((1, 2), keepdim=True) - low).clamp_min(1e-12)
 
@@ -114,7 +113,7 @@ class BaseCAM:
 class GradCAM(BaseCAM):
     """Selvaraju et al. 2017: channel weight = mean gradient over the spatial positions."""
 
-    def weights(self, activations, gradients, images, targets):
+    def weights(self, activations, gradients):
         return gradients.mean((2, 3))
 
 
@@ -122,7 +121,7 @@ class GradCAMPlusPlus(BaseCAM):
     """Chattopadhay et al. 2018: per-position weights from 2nd/3rd-order gradient terms, so several
     instances of a class all light up instead of the most salient one alone."""
 
-    def weights(self, activations, gradients, images, targets):
+    def weights(self, activations, gradients):
         grads2 = gradients.pow(2)
         grads3 = grads2 * gradients
         sum_activations = activations.sum((2, 3), keepdim=True)
@@ -135,14 +134,14 @@ class HiResCAM(BaseCAM):
     """Draelos & Carin 2020: gradient times activation at each position, summed over channels, so the map
     shows exactly where the score rises (Grad-CAM averages the gradient over positions first)."""
 
-    def cam(self, activations, gradients, images, targets):
+    def cam(self, activations, gradients):
         return (gradients * activations).sum(1)
 
 
 class XGradCAM(BaseCAM):
     """Fu et al. 2020: each channel's gradients averaged with its own activations as weights."""
 
-    def weights(self, activations, gradients, images, targets):
+    def weights(self, activations, gradients):
         return (gradients * activations).sum((2, 3)) / (activations.sum((2, 3)) + 1e-7)
 
 
@@ -150,7 +149,7 @@ class LayerCAM(BaseCAM):
     """Jiang et al. 2021: each position of each channel weighted by its own positive gradient, which keeps
     the finer detail of early layers."""
 
-    def cam(self, activations, gradients, images, targets):
+    def cam(self, activations, gradients):
         return (F.relu(gradients) * activations).sum(1)
 
 
@@ -161,7 +160,7 @@ class EigenCAM(BaseCAM):
 
     uses_gradients = False
 
-    def cam(self, activations, gradients, images, targets):
+    def cam(self, activations, gradients):
         positions = activations.flatten(2).transpose(1, 2)  # (N, h*w, C)
         centered = positions - positions.mean(1, keepdim=True)
         first_component = torch.linalg.svd(centered, full_matrices=False).Vh[:, 0]  # (N, C)
