@@ -85,13 +85,18 @@ REQUIRED_FILES = ("model.safetensors", "config.json", "history.json", "metrics.j
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
+def is_repo_id(path_or_repo_id: str) -> bool:
+    """A Hub repo id (USER/NAME) rather than a local path: nothing on disk by that name, and not ./x or ../x."""
+    return (not Path(path_or_repo_id).exists() and not path_or_repo_id.startswith(".")
+            and re.fullmatch(r"[\w.-]+/[\w.-]+", path_or_repo_id) is not None)
+
+
 def locate(path_or_repo_id: str) -> Path:
     """A local run folder, or the local snapshot of a Hub repo id."""
     path = Path(path_or_repo_id)
     if path.is_dir():
         return path
-    looks_like_repo_id = re.fullmatch(r"[\w.-]+/[\w.-]+", path_or_repo_id) and not path_or_repo_id.startswith(".")
-    if not looks_like_repo_id:
+    if not is_repo_id(path_or_repo_id):
         raise RunFolderError(f"no such run folder: {path_or_repo_id}")
     from huggingface_hub import snapshot_download
 

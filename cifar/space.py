@@ -20,7 +20,7 @@ from pathlib import Path
 from huggingface_hub import HfApi, SpaceCardData, SpaceHardware, get_token
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from .run_folder import REQUIRED_FILES, RunFolderError, load_run
+from .run_folder import REQUIRED_FILES, RunFolderError, is_repo_id, load_run
 
 ROOT = Path(__file__).parent.parent
 SPACE_CONFIG = "space.json"  # what the Space's app.py serves: {"model": folder or repo id, "tta": mode or null}
@@ -49,10 +49,6 @@ def space_requirements() -> str:
     return "\n".join(["# The Space's runtime: the app's requirements.txt without Gradio (the Space's sdk_version)",
                       "# and torchvision (training only), plus the ZeroGPU package.", *pins,
                       *SPACE_ONLY_REQUIREMENTS]) + "\n"
-
-
-def is_repo_id(model: str) -> bool:
-    return not Path(model).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", model) is not None
 
 
 def front_matter(model: str, hardware: str | None = None) -> SpaceCardData:
