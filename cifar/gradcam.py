@@ -1,10 +1,12 @@
 """Class activation maps, our own implementation (the original project's point): Grad-CAM, Grad-CAM++,
-HiResCAM, XGrad-CAM, LayerCAM and Eigen-CAM.
+HiResCAM, XGrad-CAM, LayerCAM, Score-CAM and Eigen-CAM.
 
 Like pytorch-grad-cam: `BaseCAM` owns the hooks on the target layers and their cleanup (a context
 manager, so no hook outlives a call, even one that raises), and each method only says how it weights
 the activation channels (`weights`) or, where it is not a weighting, how it makes the map (`cam`).
-Gradient-free methods (Eigen-CAM) set `uses_gradients = False`: the same forward hooks, no backward pass.
+Gradient-free methods (Score-CAM, Eigen-CAM) set `uses_gradients = False`: the same forward hooks, no
+backward pass. Every method is handed what pytorch-grad-cam hands its own: the images, the target classes,
+the activations and the gradients; most use only the last two.
 
 Safe under concurrent requests on one shared model: the hook records activations only for the
 thread that registered it, and gradients are taken with `torch.autograd.grad` with respect to those
@@ -48,13 +50,15 @@ class BaseCAM:
                 raise ValueError(f"unknown layer {name!r}; try one of {', '.join(LAYERS)}")
         self.model, self.layers = model, [modules[name] for name in self.target_layers]
 
-    def weights(self, activations, gradients) -> torch.Tensor:
-        """(N, C, h, w) activations and gradients (None without gradients) -> (N, C) channel weights."""
+    def weights(self, images, targets, activations, gradients) -> torch.Tensor:
+        """(N, 3, H, W) images, (N,) target classes, (N, C, h, w) activations and gradients (None without
+        gradients) -> (N, C) channel weights."""
         raise NotImplementedError
 
-    def cam(self, activations, gradients) -> torch.Tensor:
+    def cam(self, images, targets, activations, gradients) -> torch.Tensor:
         """The (N, h, w) map before ReLU and scaling: by default the channels weighted by `weights`."""
-        return (self.weights(activations, gradients)[:, :, None, None] * activations).sum(1)
+        weights = self.weights(images, targets, activations, gradients)  # (N, C)
+        return (weights[:, :, None, None] * activations).sum(1)
 
     @contextmanager
     def _capture(self):
@@ -97,15 +101,15 @@ class BaseCAM:
                 gradients = torch.autograd.grad(score, activations)
             else:
                 gradients = [None] * len(activations)
-        # The hooks are gone: a method that ran the model again here would record nothing.
+        # The hooks are gone: a method that runs the model again here (Score-CAM) records nothing.
         with torch.no_grad():
-            cams = torch.stack([self._heatmaps(a.detach(), g, images.shape[-2:]) for a, g in zip(activations, gradients)], 1)
+            cams = torch.stack([self._heatmaps(images, targets, a.detach(), g) for a, g in zip(activations, gradients)], 1)
         return cams.float().cpu().numpy(), logits.detach()
 
-    def _heatmaps(self, activations, gradients, size) -> torch.Tensor:
+    def _heatmaps(self, images, targets, activations, gradients) -> torch.Tensor:
         """(N, H, W) heatmaps of one layer at the input size, each scaled to [0, 1]."""
-        cams = F.relu(self.cam(activations, gradients))[:, None]  # (N, 1, h, w)
-        cams = F.interpolate(cams, size=size, mode="bilinear", align_corners=False)[:, 0]
+        cams = F.relu(self.cam(images, targets, activations, gradients))[:, None]  # (N, 1, h, w)
+        cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]  # (N, H, W)
         low = cams.amin((1, 2), keepdim=True)
         return (cams - low) / (cams.amax((1, 2), keepdim=True) - low).clamp_min(1e-12)
 
@@ -113,7 +117,7 @@ class BaseCAM:
 class GradCAM(BaseCAM):
     """Selvaraju et al. 2017: channel weight = mean gradient over the spatial positions."""
 
-    def weights(self, activations, gradients):
+    def weights(self, images, targets, activations, gradients):
         return gradients.mean((2, 3))
 
 
@@ -121,7 +125,7 @@ class GradCAMPlusPlus(BaseCAM):
     """Chattopadhay et al. 2018: per-position weights from 2nd/3rd-order gradient terms, so several
     instances of a class all light up instead of the most salient one alone."""
 
-    def weights(self, activations, gradients):
+    def weights(self, images, targets, activations, gradients):
         grads2 = gradients.pow(2)
         grads3 = grads2 * gradients
         sum_activations = activations.sum((2, 3), keepdim=True)
@@ -134,14 +138,14 @@ class HiResCAM(BaseCAM):
     """Draelos & Carin 2020: gradient times activation at each position, summed over channels, so the map
     shows exactly where the score rises (Grad-CAM averages the gradient over positions first)."""
 
-    def cam(self, activations, gradients):
+    def cam(self, images, targets, activations, gradients):
         return (gradients * activations).sum(1)
 
 
 class XGradCAM(BaseCAM):
     """Fu et al. 2020: each channel's gradients averaged with its own activations as weights."""
 
-    def weights(self, activations, gradients):
+    def weights(self, images, targets, activations, gradients):
         return (gradients * activations).sum((2, 3)) / (activations.sum((2, 3)) + 1e-7)
 
 
@@ -149,8 +153,33 @@ class LayerCAM(BaseCAM):
     """Jiang et al. 2021: each position of each channel weighted by its own positive gradient, which keeps
     the finer detail of early layers."""
 
-    def cam(self, activations, gradients):
+    def cam(self, images, targets, activations, gradients):
         return (F.relu(gradients) * activations).sum(1)
+
+
+class ScoreCAM(BaseCAM):
+    """Wang et al. 2020: no gradients; each channel, upsampled and scaled to [0, 1], masks the image, and the
+    channel's weight is the softmax over channels of the target class's logit for its masked image. One
+    forward pass per channel (512 at layer4), batched; a channel silent everywhere masks the whole image
+    black, so all such channels share one pass (at layer4 that is 5 to 40% of them)."""
+
+    uses_gradients = False
+    batch_size = 128  # masked images per forward pass: a 32x32 batch of 128 is ~1.5 s on a 2-core CPU
+
+    def weights(self, images, targets, activations, gradients):
+        # UpsamplingBilinear2d, as the reference: corners aligned (not the heatmaps' own resize).
+        masks = F.interpolate(activations, size=images.shape[-2:], mode="bilinear", align_corners=True)  # (N, C, H, W)
+        low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
+        masks = (masks - low) / (high - low + 1e-8)
+        silent = (high == low)[:, :, 0, 0]  # (N, C)
+        black_logits = self.model(torch.zeros_like(images[:1]))[0]  # (classes,)
+        scores = black_logits[targets][:, None].expand(silent.shape).clone()  # (N, C)
+        for n, (image, target) in enumerate(zip(images, targets)):
+            channels = (~silent[n]).nonzero()[:, 0]
+            for batch in channels.split(self.batch_size):
+                masked = image[None] * masks[n, batch, None]  # (B, 3, H, W)
+                scores[n, batch] = self.model(masked)[:, target]
+        return scores.softmax(1)
 
 
 class EigenCAM(BaseCAM):
@@ -160,7 +189,7 @@ class EigenCAM(BaseCAM):
 
     uses_gradients = False
 
-    def cam(self, activations, gradients):
+    def cam(self, images, targets, activations, gradients):
         positions = activations.flatten(2).transpose(1, 2)  # (N, h*w, C)
         centered = positions - positions.mean(1, keepdim=True)
         first_component = torch.linalg.svd(centered, full_matrices=False).Vh[:, 0]  # (N, C)
@@ -171,7 +200,7 @@ class EigenCAM(BaseCAM):
 
 
 METHODS = {"Grad-CAM": GradCAM, "Grad-CAM++": GradCAMPlusPlus, "HiResCAM": HiResCAM, "XGrad-CAM": XGradCAM,
-           "LayerCAM": LayerCAM, "Eigen-CAM": EigenCAM}
+           "LayerCAM": LayerCAM, "Score-CAM": ScoreCAM, "Eigen-CAM": EigenCAM}
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, opacity: float = 0.5) -> np.ndarray:

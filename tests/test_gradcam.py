@@ -8,7 +8,7 @@ import pytorch_grad_cam as reference_cams
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
-from cifar.gradcam import LAYERS, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM, overlay
+from cifar.gradcam import LAYERS, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM, overlay
 from cifar.model import ResNet18
 
 ROOT = Path(__file__).parent.parent
@@ -71,16 +71,43 @@ def test_matches_pytorch_grad_cam_on_the_bundled_model(bundled, ours, reference,
         mine = ours(model, layer)(images, targets.tolist())[0][:, 0]
         with reference(model=model, target_layers=[module]) as cam:
             theirs = cam(input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in targets])
-        for a, b in zip(mine, theirs):
-            maps += 1
-            if b.std() < 1e-6:  # no positive evidence at all: both must say so
-                assert a.std() < 1e-6
-            else:
-                assert np.corrcoef(a.ravel(), b.ravel())[0, 1] >= 0.99
-                compared += 1
+        compared += count_equal_maps(mine, theirs)
+        maps += len(mine)
     # Blank maps agree trivially; enough real ones must be compared for the test to mean something (the
     # fewest: Grad-CAM++ at the pre-BatchNorm layer4.1.conv2, 9 of 30).
     assert compared >= maps // 6
+
+
+def count_equal_maps(mine, theirs) -> int:
+    """Asserts each pair of maps is the same (correlation >= 0.99, or both blank); returns how many were
+    not blank."""
+    compared = 0
+    for a, b in zip(mine, theirs):
+        if b.std() < 1e-6:  # no positive evidence at all: both must say so
+            assert a.std() < 1e-6
+        else:
+            assert np.corrcoef(a.ravel(), b.ravel())[0, 1] >= 0.99
+            compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_score_cam_matches_pytorch_grad_cam_on_the_bundled_model(bundled, layer):
+    """Two images (not ten: each map is one forward pass per channel, ~5 s at layer4), one asking for its
+    predicted class and one for its runner-up."""
+    model, images = bundled
+    images = images[[1, 5]]  # a car and a dog
+    with torch.no_grad():
+        ranked = model(images).argsort(1, descending=True)
+    targets = [int(ranked[0, 0]), int(ranked[1, 1])]
+    mine = ScoreCAM(model, layer)(images, targets)[0][:, 0]
+    reference = reference_cams.ScoreCAM(model=model, target_layers=[dict(model.named_modules())[layer]])
+    reference.batch_size = ScoreCAM.batch_size
+    theirs = reference(input_tensor=images, targets=[ClassifierOutputTarget(t) for t in targets])
+    compared = count_equal_maps(mine, theirs)
+    # Score-CAM's weights are a softmax, all positive: at the pre-BatchNorm layer4.1.conv2, whose outputs
+    # are mostly negative, both implementations give blank maps.
+    assert compared == (0 if layer == "layer4.1.conv2" else 2)
 
 
 def test_eigen_cam_needs_no_gradients_and_ignores_the_class(bundled):
