@@ -199,6 +199,22 @@ class EigenCAM(BaseCAM):
         return projection.view(activations.shape[0], *activations.shape[2:])
 
 
+class RandomCAM(BaseCAM):
+    """Not an explanation: a uniform random map at the layer's resolution, the chance baseline that the
+    faithfulness table (cifar/faithfulness_table.py) measures the methods against. Seeded: the same maps
+    for the same seed."""
+
+    uses_gradients = False
+
+    def __init__(self, model, target_layers, seed: int = 0):
+        super().__init__(model, target_layers)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def cam(self, images, targets, activations, gradients):
+        random = torch.rand((len(activations), *activations.shape[2:]), generator=self.generator)  # (N, h, w)
+        return random.to(activations.device)
+
+
 METHODS = {"Grad-CAM": GradCAM, "Grad-CAM++": GradCAMPlusPlus, "HiResCAM": HiResCAM, "XGrad-CAM": XGradCAM,
            "LayerCAM": LayerCAM, "Score-CAM": ScoreCAM, "Eigen-CAM": EigenCAM}
 

@@ -1,0 +1,160 @@
+"""Which CAM method and layer explain a trained model best: the ROAD score (cifar/faithfulness.py) of every
+method at every layer, over a fixed set of test images, against random heatmaps at the same layer; and the
+evidence for each misclassified image's true and predicted class.
+
+    python -m cifar.faithfulness_table checkpoints/resnet18-cifar10 --data-dir ../shared/cifar10
+    python -m cifar.faithfulness_table RUN --methods Score-CAM --layers layer4    # add rows to the table
+
+Writes faithfulness.json into the run folder (so it goes to the Hub with the weights) and the table into the
+run's model card. Rows already there for the same images and settings are kept, so costly rows can be added
+later, or on a GPU.
+"""
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import load_cifar10
+from .faithfulness import NOISE, PERCENTILES, SEED, road
+from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, GradCAM, RandomCAM
+from .inference import image_tensor
+from .run_folder import load_run
+from .training import atomic_write, read_json, save_json
+
+TABLE_IMAGES = 500  # the first 50 test images of each class
+BATCH = 50  # images per CAM call: one ROAD call masks 8x as many
+RANDOM = "Random"  # the chance row
+FILE = "faithfulness.json"
+# The heatmap the misclassified gallery shows, scored for the true and the predicted class.
+GALLERY_METHOD, GALLERY_LAYER = "Grad-CAM", DEFAULT_LAYER
+CARD_HEADING = "## Faithfulness of the explanations"
+
+
+def table_indices(labels: np.ndarray) -> np.ndarray:
+    """The first TABLE_IMAGES/10 test images of each class, in test-set order: fixed, balanced, no seed."""
+    per_class = TABLE_IMAGES // 10
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)]))
+
+
+def settings(indices) -> dict:
+    """What a score depends on besides the model: rows computed under other settings cannot be merged."""
+    return {"metric": "ROAD combined (pytorch-grad-cam ROADCombined), softmax probability of the target class",
+            "target": "predicted class (plain forward, no TTA)", "percentiles": list(PERCENTILES), "noise": NOISE,
+            "seed": SEED, "test_indices": [int(i) for i in indices]}
+
+
+def scores_per_image(model, images: torch.Tensor, method, layers, targets=None) -> dict:
+    """{layer: ROAD score of each image's heatmap (list)}, heatmaps by the BaseCAM class `method`."""
+    scores, cam = {layer: [] for layer in layers}, method(model, layers)
+    for start in range(0, len(images), BATCH):
+        batch = images[start:start + BATCH]
+        batch_targets = None if targets is None else targets[start:start + BATCH]
+        cams, logits = cam(batch, batch_targets)
+        asked = logits.argmax(1).cpu() if batch_targets is None else torch.as_tensor(batch_targets)
+        for i, layer in enumerate(layers):
+            scores[layer] += road(model, batch, cams[:, i], asked).score.astype(float).round(5).tolist()
+    return scores
+
+
+def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) -> dict:
+    """The table of the run at run_path, saved into it after each row: an interrupted run keeps its rows."""
+    run = load_run(str(run_path))
+    model = run.model.eval()
+    x_test, y_test = load_cifar10(data_dir)["test"]
+    indices = table_indices(y_test)
+    table = {**settings(indices), "scores": {}}
+    if (run_path / FILE).is_file():
+        old = read_json(run_path / FILE)
+        if {k: old.get(k) for k in settings(indices)} == settings(indices):
+            table = old
+    images = image_tensor(x_test[indices])
+    for name in [RANDOM] + list(methods):
+        method = RandomCAM if name == RANDOM else METHODS[name]
+        todo = layers if name != RANDOM else [layer for layer in LAYERS if layer not in table["scores"].get(RANDOM, {})]
+        if todo:
+            log(f"{name}: {', '.join(todo)} on {len(indices)} images")
+            table["scores"].setdefault(name, {}).update(scores_per_image(model, images, method, todo))
+            save_json(run_path / FILE, table)
+    wrong = run.misclassified
+    gallery = {}
+    for side in ("predicted", "true"):
+        log(f"misclassified: {GALLERY_METHOD} at {GALLERY_LAYER} for the {side} class of {len(wrong[side])} images")
+        gallery[side] = scores_per_image(model, image_tensor(wrong["images"]), METHODS[GALLERY_METHOD],
+                                         [GALLERY_LAYER], wrong[side].tolist())[GALLERY_LAYER]
+    table["misclassified"] = {"method": GALLERY_METHOD, "layer": GALLERY_LAYER, **gallery}
+    save_json(run_path / FILE, table)
+    return table
+
+
+def summary(table: dict) -> dict:
+    """{method: {layer: (mean, standard error, better than random)}}: better means the mean paired difference
+    with the random maps of the same images exceeds twice its standard error."""
+    random = table["scores"][RANDOM]
+    result = {}
+    for method, by_layer in table["scores"].items():
+        for layer, scores in by_layer.items():
+            scores = np.asarray(scores)
+            difference = scores - np.asarray(random[layer])
+            better = method != RANDOM and difference.mean() > 2 * difference.std(ddof=1) / np.sqrt(len(difference))
+            result.setdefault(method, {})[layer] = (scores.mean(), scores.std(ddof=1) / np.sqrt(len(scores)), better)
+    return result
+
+
+def markdown(table: dict) -> str:
+    """The table a person reads: methods x layers, the best cell in bold, chance-level cells marked."""
+    rows = summary(table)
+    best = max((mean, method, layer) for method, by_layer in rows.items() if method != RANDOM
+               for layer, (mean, _, _) in by_layer.items())
+    lines = ["| method | " + " | ".join(f"`{layer}`" for layer in LAYERS) + " |", "|---" * (len(LAYERS) + 1) + "|"]
+    for method in [m for m in METHODS if m in rows] + [RANDOM]:
+        cells = []
+        for layer in LAYERS:
+            if layer not in rows[method]:
+                cells.append("not computed")
+                continue
+            mean, error, better = rows[method][layer]
+            cell = f"{mean:+.3f} ± {error:.3f}"
+            cell = f"**{cell}**" if (mean, method, layer) == best else cell
+            cells.append(cell if better or method == RANDOM else f"{cell} (chance)")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    count = len(table["test_indices"])
+    return ("\n".join(lines) + f"\n\nROAD score (Rong et al. 2022, as pytorch-grad-cam's `ROADCombined`): the drop of "
+            "the predicted class's probability when the pixels a heatmap calls most relevant are removed, minus the "
+            "drop when the least relevant are, halved and averaged over removing "
+            f"{', '.join(str(100 - p) for p in table['percentiles'])}% of the pixels. Higher is more faithful; "
+            f"mean ± standard error over {count} test images ({count // 10} of each class). \"(chance)\": no better "
+            "than random maps at that layer (paired difference within two standard errors). "
+            "Recompute: `python -m cifar.faithfulness_table RUN_FOLDER`.")
+
+
+def with_card_section(card: str, table: dict) -> str:
+    """The model card with its faithfulness section replaced, or added before its list of files."""
+    section = f"{CARD_HEADING}\n\n{markdown(table)}\n\n"
+    pattern = re.escape(CARD_HEADING) + r"\n.*?(?=^## |\Z)"
+    if re.search(pattern, card, flags=re.S | re.M):
+        return re.sub(pattern, lambda _: section, card, count=1, flags=re.S | re.M)
+    files = card.find("## Files")
+    return card[:files] + section + card[files:] if files >= 0 else card.rstrip("\n") + "\n\n" + section
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="run folder")
+    parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with test.npz")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--layers", nargs="+", choices=LAYERS, default=list(LAYERS))
+    args = parser.parse_args(argv)
+    table = compute(args.run, args.data_dir, args.methods, args.layers)
+    card = args.run / "README.md"
+    if card.is_file():
+        text = with_card_section(card.read_text(), table)
+        atomic_write(card, lambda tmp: tmp.write_text(text))
+    print(markdown(table))
+
+
+if __name__ == "__main__":
+    main()
