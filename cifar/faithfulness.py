@@ -22,7 +22,7 @@ import torch
 # would be 18, for about the same ranking of methods).
 PERCENTILES = (20, 40, 60, 80)
 NOISE = 0.01  # the imputer's noise, absolute, in [0, 1] pixel units (the reference's)
-SEED = 0  # the noise is drawn from this seed for every heatmap: the same heatmap always gets the same score
+SEED = 0  # each heatmap's noise is drawn from this seed: the same heatmap always gets the same score
 # The imputer's stencil: a missing pixel is the weighted mean of its 8 neighbours ((row, column) offsets).
 NEIGHBOURS = (((1, 1), 1 / 12), ((0, 1), 1 / 6), ((-1, 1), 1 / 12), ((1, -1), 1 / 12),
               ((0, -1), 1 / 6), ((-1, -1), 1 / 12), ((1, 0), 1 / 6), ((-1, 0), 1 / 6))
@@ -85,15 +85,16 @@ def road(model, images: torch.Tensor, cams: np.ndarray, targets, percentiles=PER
     model.eval()
     device = next(model.parameters()).device
     images, targets = images.cpu(), torch.as_tensor(targets).view(-1)
-    generator = torch.Generator().manual_seed(seed)
-    # The reference's order of noise draws: least relevant first, then most; percentiles; images.
+    # One noise stream per image, drawn in the reference's order for one image (least relevant first, then
+    # most; percentiles in order): a heatmap's score does not depend on the others in the batch.
+    generators = [torch.Generator().manual_seed(seed) for _ in images]
     perturbed = torch.stack([impute(image, kept_pixels(cam, percentile, most_relevant_first), generator)
-                             for most_relevant_first in (False, True) for percentile in percentiles
-                             for image, cam in zip(images, cams)])  # (2 * P * N, 3, H, W)
+                             for image, cam, generator in zip(images, cams, generators)
+                             for most_relevant_first in (False, True) for percentile in percentiles])  # (N * 2 * P, 3, H, W)
     before = probabilities_of(model, images.to(device), targets)  # (N,)
-    after = probabilities_of(model, perturbed.to(device), targets.repeat(2 * len(percentiles)))
-    drops = (before - after.view(2, len(percentiles), len(images))).mean(1)  # (sides, N)
-    return Road(most_relevant_first=drops[1].numpy(), least_relevant_first=drops[0].numpy())
+    after = probabilities_of(model, perturbed.to(device), targets.repeat_interleave(2 * len(percentiles)))
+    drops = (before[:, None, None] - after.view(len(images), 2, len(percentiles))).mean(2)  # (N, sides)
+    return Road(most_relevant_first=drops[:, 1].numpy(), least_relevant_first=drops[:, 0].numpy())
 
 
 def probabilities_of(model, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

@@ -22,13 +22,12 @@ from .data import load_cifar10
 from .faithfulness import NOISE, PERCENTILES, SEED, road
 from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, GradCAM, RandomCAM
 from .inference import image_tensor
-from .run_folder import load_run
+from .run_folder import FAITHFULNESS_FILE, load_run
 from .training import atomic_write, read_json, save_json
 
 TABLE_IMAGES = 500  # the first 50 test images of each class
 BATCH = 50  # images per CAM call: one ROAD call masks 8x as many
 RANDOM = "Random"  # the chance row
-FILE = "faithfulness.json"
 # The heatmap the misclassified gallery shows, scored for the true and the predicted class.
 GALLERY_METHOD, GALLERY_LAYER = "Grad-CAM", DEFAULT_LAYER
 CARD_HEADING = "## Faithfulness of the explanations"
@@ -67,8 +66,8 @@ def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) ->
     x_test, y_test = load_cifar10(data_dir)["test"]
     indices = table_indices(y_test)
     table = {**settings(indices), "scores": {}}
-    if (run_path / FILE).is_file():
-        old = read_json(run_path / FILE)
+    if (run_path / FAITHFULNESS_FILE).is_file():
+        old = read_json(run_path / FAITHFULNESS_FILE)
         if {k: old.get(k) for k in settings(indices)} == settings(indices):
             table = old
     images = image_tensor(x_test[indices])
@@ -78,7 +77,7 @@ def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) ->
         if todo:
             log(f"{name}: {', '.join(todo)} on {len(indices)} images")
             table["scores"].setdefault(name, {}).update(scores_per_image(model, images, method, todo))
-            save_json(run_path / FILE, table)
+            save_json(run_path / FAITHFULNESS_FILE, table)
     wrong = run.misclassified
     gallery = {}
     for side in ("predicted", "true"):
@@ -86,7 +85,7 @@ def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) ->
         gallery[side] = scores_per_image(model, image_tensor(wrong["images"]), METHODS[GALLERY_METHOD],
                                          [GALLERY_LAYER], wrong[side].tolist())[GALLERY_LAYER]
     table["misclassified"] = {"method": GALLERY_METHOD, "layer": GALLERY_LAYER, **gallery}
-    save_json(run_path / FILE, table)
+    save_json(run_path / FAITHFULNESS_FILE, table)
     return table
 
 

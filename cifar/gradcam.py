@@ -51,8 +51,8 @@ class BaseCAM:
         self.model, self.layers = model, [modules[name] for name in self.target_layers]
 
     def weights(self, images, targets, activations, gradients) -> torch.Tensor:
-        """(N, 3, H, W) images, (N,) target classes, (N, C, h, w) activations and gradients (None without
-        gradients) -> (N, C) channel weights."""
+        """(N, 3, H, W) images, (N, classes) targets (the score explained is targets . logits: a one-hot row
+        for a class), (N, C, h, w) activations and gradients (None without gradients) -> (N, C) weights."""
         raise NotImplementedError
 
     def cam(self, images, targets, activations, gradients) -> torch.Tensor:
@@ -77,10 +77,12 @@ class BaseCAM:
             for handle in handles:
                 handle.remove()
 
-    def __call__(self, images: torch.Tensor, target_classes=None):
+    def __call__(self, images: torch.Tensor, target_classes=None, contrast_classes=None):
         """Heatmaps for float [0, 1] images (N, 3, H, W), computed on the model's device.
 
         target_classes: None (each image's predicted class), an int, or one int per image.
+        contrast_classes: None, an int or one per image: the map then explains the target's logit minus the
+        contrast's, what makes the model prefer the target to it ("why A and not B").
         Returns (cams, logits): cams (N, layers, H, W) float32 in [0, 1] at the input size, in the
         order of target_layers, on the CPU; logits (N, classes) on the model's device.
         """
@@ -92,19 +94,25 @@ class BaseCAM:
             if missing:
                 raise RuntimeError(f"layer {missing[0]!r} did not run in the forward pass")
             activations = [captured[name] for name in self.target_layers]
-            if target_classes is None:
-                targets = logits.argmax(1)
-            else:
-                targets = torch.as_tensor(target_classes, device=logits.device).expand(len(images))
+            targets = self._targets(logits, target_classes, contrast_classes)  # (N, classes)
             if self.uses_gradients:
-                score = logits.gather(1, targets.view(-1, 1)).sum()
-                gradients = torch.autograd.grad(score, activations)
+                gradients = torch.autograd.grad((targets * logits).sum(), activations)
             else:
                 gradients = [None] * len(activations)
         # The hooks are gone: a method that runs the model again here (Score-CAM) records nothing.
         with torch.no_grad():
             cams = torch.stack([self._heatmaps(images, targets, a.detach(), g) for a, g in zip(activations, gradients)], 1)
         return cams.float().cpu().numpy(), logits.detach()
+
+    @staticmethod
+    def _targets(logits, target_classes, contrast_classes) -> torch.Tensor:
+        """(N, classes) weights of the logits in the score to explain: +1 the target, -1 the contrast."""
+        def one_hot(classes):
+            classes = torch.as_tensor(classes, device=logits.device).expand(len(logits))
+            return F.one_hot(classes, logits.shape[1]).to(logits.dtype)
+
+        targets = one_hot(logits.argmax(1) if target_classes is None else target_classes)
+        return targets if contrast_classes is None else targets - one_hot(contrast_classes)
 
     def _heatmaps(self, images, targets, activations, gradients) -> torch.Tensor:
         """(N, H, W) heatmaps of one layer at the input size, each scaled to [0, 1]."""
@@ -173,12 +181,12 @@ class ScoreCAM(BaseCAM):
         masks = (masks - low) / (high - low + 1e-8)
         silent = (high == low)[:, :, 0, 0]  # (N, C)
         black_logits = self.model(torch.zeros_like(images[:1]))[0]  # (classes,)
-        scores = black_logits[targets][:, None].expand(silent.shape).clone()  # (N, C)
+        scores = (targets @ black_logits)[:, None].expand(silent.shape).clone()  # (N, C)
         for n, (image, target) in enumerate(zip(images, targets)):
             channels = (~silent[n]).nonzero()[:, 0]
             for batch in channels.split(self.batch_size):
                 masked = image[None] * masks[n, batch, None]  # (B, 3, H, W)
-                scores[n, batch] = self.model(masked)[:, target]
+                scores[n, batch] = self.model(masked) @ target
         return scores.softmax(1)
 
 

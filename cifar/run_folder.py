@@ -5,6 +5,8 @@
     metrics.json                     test accuracy (plain and TTA), per-class accuracy, confusion matrix
     misclassified.npz                every misclassified test image: images, true, predicted, confidence
     accuracy.png, loss.png, confusion_matrix.png, README.md (model card)
+    faithfulness.json                optional, added after training: ROAD of each CAM method and layer
+                                     (python -m cifar.faithfulness_table)
 """
 
 import inspect
@@ -71,6 +73,7 @@ class Run:
     history: dict
     metrics: dict
     misclassified: dict
+    faithfulness: dict | None = None  # faithfulness.json, when the run has one
 
     @property
     def classes(self) -> list:
@@ -82,6 +85,7 @@ class RunFolderError(ValueError):
 
 
 REQUIRED_FILES = ("model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz")
+FAITHFULNESS_FILE = "faithfulness.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
@@ -101,7 +105,7 @@ def locate(path_or_repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(path_or_repo_id, allow_patterns=list(REQUIRED_FILES) + ["*.png", "README.md"]))
+        return Path(snapshot_download(path_or_repo_id, allow_patterns=list(REQUIRED_FILES) + ["*.png", "README.md", FAITHFULNESS_FILE]))
     except Exception as error:
         raise RunFolderError(f"{path_or_repo_id} is not a local folder and could not be fetched from the Hugging "
                              f"Face Hub ({type(error).__name__}; offline, private or misspelled?)") from None
@@ -141,6 +145,7 @@ def load_run(path_or_repo_id: str, device="cpu") -> Run:
         metrics = read_json(path / "metrics.json")
         with np.load(path / "misclassified.npz", allow_pickle=False) as arrays:
             misclassified = {k: arrays[k] for k in arrays.files}
+        faithfulness = read_json(path / FAITHFULNESS_FILE) if (path / FAITHFULNESS_FILE).is_file() else None
     except (OSError, ValueError) as error:
-        raise RunFolderError(f"{path} has a damaged history/metrics/misclassified file ({error})") from None
-    return Run(path, model, history, metrics, misclassified)
+        raise RunFolderError(f"{path} has a damaged history/metrics/misclassified/faithfulness file ({error})") from None
+    return Run(path, model, history, metrics, misclassified, faithfulness)

@@ -20,12 +20,13 @@ from pathlib import Path
 from huggingface_hub import HfApi, SpaceCardData, SpaceHardware, get_token
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from .run_folder import REQUIRED_FILES, RunFolderError, is_repo_id, load_run
+from .run_folder import FAITHFULNESS_FILE, REQUIRED_FILES, RunFolderError, is_repo_id, load_run
 
 ROOT = Path(__file__).parent.parent
 SPACE_CONFIG = "space.json"  # what the Space's app.py serves: {"model": folder or repo id, "tta": mode or null}
 MODEL_DIR = "model"  # where a local run folder goes in the Space
-RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md")  # what the app reads
+RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md",
+                              FAITHFULNESS_FILE)  # what the app reads
 PYTHON_VERSION = "3.11"  # the Python CI tests on (tests/test_space.py holds them equal)
 # ZeroGPU support (cifar/device.py); only a Space needs it. The SDK installs Gradio itself (sdk_version), and
 # torchvision only downloads the dataset for training.
