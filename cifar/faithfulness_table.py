@@ -20,7 +20,7 @@ import torch
 
 from .data import load_cifar10
 from .faithfulness import NOISE, PERCENTILES, SEED, road
-from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, GradCAM, RandomCAM
+from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, RandomCAM
 from .inference import image_tensor
 from .run_folder import FAITHFULNESS_FILE, load_run
 from .training import atomic_write, read_json, save_json

@@ -15,8 +15,11 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 
-from cifar.demo import CLASS_AGNOSTIC, build_demo, launch
-from cifar.gradcam import METHODS
+from cifar.demo import build_demo, launch
+from cifar.handlers import CLASS_AGNOSTIC
+from cifar.faithfulness import road
+from cifar.gradcam import METHODS, GradCAM
+from cifar.inference import image_tensor, load_image, prepare
 from cifar.run_folder import load_run
 
 ROOT = Path(__file__).parent.parent
@@ -80,7 +83,8 @@ def test_examples_cover_every_class():
 
 def test_named_api_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/predict", "/explain", "/misclassified"} <= set(endpoints)
+    assert set(endpoints) == {"/predict", "/explain", "/faithfulness", "/contrast", "/compare_methods", "/misclassified",
+                              "/mistake_evidence"}
 
 
 def test_predict_returns_top_k_probabilities_and_the_model_input(client):
@@ -153,12 +157,77 @@ def test_misclassified_gallery_order_and_filters(client, tiny_run):
         gallery, summary = client.predict(100, true_filter, predicted_filter, False, 0.5, api_name="/misclassified")
         assert [item["caption"] for item in gallery] == expected(keep, 100)
         assert f"of {int(keep.sum())} matching" in summary
-    # The Grad-CAM overlay changes the pictures, not what is shown.
+    # The Grad-CAM overlay changes the pictures, not what is shown, and each caption gains the heatmap's ROAD
+    # score: Grad-CAM at layer4 for the predicted class (this run has no stored table: computed live).
     plain, _ = client.predict(3, "all", "all", False, 0.5, api_name="/misclassified")
     overlaid, _ = client.predict(3, "all", "all", True, 0.5, api_name="/misclassified")
-    assert [item["caption"] for item in overlaid] == [item["caption"] for item in plain]
+    order = sorted(everything.nonzero()[0], key=lambda i: -wrong["confidence"][i])[:3]
+    model = load_run(str(tiny_run)).model
+    images = image_tensor(wrong["images"][order])
+    cams = GradCAM(model, "layer4")(images, wrong["predicted"][order].tolist())[0][:, 0]
+    scores = road(model, images, cams, wrong["predicted"][order]).score
+    assert [item["caption"] for item in overlaid] == [f"{item['caption']} · ROAD {score:+.2f}"
+                                                      for item, score in zip(plain, scores)]
     pictures = [np.asarray(PIL.Image.open(item["image"])).astype(int) for item in (plain[0], overlaid[0])]
     assert np.abs(pictures[0] - pictures[1]).mean() > 10
+
+
+def test_each_mistake_shows_the_evidence_for_its_predicted_and_true_class(client, tiny_run):
+    wrong = np.load(tiny_run / "misclassified.npz")
+    classes = load_run(str(tiny_run)).classes
+    gallery, summary = client.predict(3, "all", "all", 0.5, api_name="/mistake_evidence")
+    order = sorted(range(len(wrong["true"])), key=lambda i: -wrong["confidence"][i])[:3]
+    captions = [item["caption"] for item in gallery]
+    assert len(captions) == 6 and summary.startswith("3 shown of")
+    for n, i in enumerate(order):
+        assert captions[2 * n].startswith(f"predicted: {classes[wrong['predicted'][i]]} · ROAD ")
+        assert captions[2 * n + 1].startswith(f"true: {classes[wrong['true'][i]]} · ROAD ")
+    # Two different classes, two different heatmaps of the same picture.
+    pair = [np.asarray(PIL.Image.open(item["image"])).astype(int) for item in gallery[:2]]
+    assert np.abs(pair[0] - pair[1]).mean() > 1
+
+
+def test_every_heatmap_on_the_predict_tab_has_its_faithfulness_score(client, tiny_run):
+    text, scores = client.predict(handle_file(EXAMPLES[1]), "layer4.1.conv2", "cat", "Grad-CAM",
+                                  api_name="/faithfulness")
+    assert list(scores) == ["layer4.1.conv2", "layer1", "layer2", "layer3", "layer4"]  # the heatmap, then the strip
+    model = load_run(str(tiny_run)).model
+    image = image_tensor(prepare(load_image(EXAMPLES[1]))[0])
+    cat = model.classes.index("cat")
+    for layer, score in scores.items():
+        cam = GradCAM(model, layer)(image, cat)[0][:, 0]
+        assert score == pytest.approx(float(road(model, image, cam, [cat]).score[0]), abs=1e-5)
+    assert f"Faithfulness (ROAD): {scores['layer4.1.conv2']:+.2f}" in text and "P(cat)" in text
+    assert f"`layer2` {scores['layer2']:+.2f}" in text
+
+
+def test_why_the_prediction_and_not_another_class(client, tiny_run):
+    model = load_run(str(tiny_run)).model
+    image = image_tensor(prepare(load_image(EXAMPLES[1]))[0])
+    with torch.no_grad():
+        predicted, runner_up = (model.classes[i] for i in model(image)[0].argsort(descending=True)[:2])
+    gallery, text = client.predict(handle_file(EXAMPLES[1]), "runner-up", "layer4", "Grad-CAM", 0.5, api_name="/contrast")
+    captions = [item["caption"] for item in gallery]
+    assert captions[0].startswith(f"evidence for {predicted} · ROAD ")
+    assert captions[1].startswith(f"evidence for {runner_up} · ROAD ")
+    assert captions[2].startswith(f"{predicted} rather than {runner_up} · ROAD ")
+    assert f"**{predicted}**" in text and f"**{runner_up}**" in text
+    gallery, _ = client.predict(handle_file(EXAMPLES[1]), "truck" if predicted != "truck" else "ship", "layer4",
+                                "Grad-CAM", 0.5, api_name="/contrast")
+    assert "rather than truck" in gallery[2]["caption"] or "rather than ship" in gallery[2]["caption"]
+    with pytest.raises(Exception, match="predicts"):
+        client.predict(handle_file(EXAMPLES[1]), predicted, "layer4", "Grad-CAM", 0.5, api_name="/contrast")
+    with pytest.raises(Exception, match="same map for every class"):
+        client.predict(handle_file(EXAMPLES[1]), "runner-up", "layer4", "Eigen-CAM", 0.5, api_name="/contrast")
+
+
+def test_every_method_side_by_side_most_faithful_first(client):
+    gallery, text = client.predict(handle_file(EXAMPLES[4]), "layer3", "predicted class", 0.5,
+                                   api_name="/compare_methods")
+    captions = [item["caption"] for item in gallery]
+    assert sorted(caption.split(" · ")[0] for caption in captions) == sorted(METHODS)
+    scores = [float(caption.split("ROAD ")[1]) for caption in captions]
+    assert scores == sorted(scores, reverse=True) and "layer3" in text
 
 
 def test_unknown_class_is_a_clear_error(client):
@@ -167,7 +236,7 @@ def test_unknown_class_is_a_clear_error(client):
 
 
 def test_the_served_tta_is_the_runs_unless_the_deployer_picks_another(tiny_run):
-    from cifar.demo import Demo
+    from cifar.handlers import Demo
     from cifar.inference import prepare, probabilities
 
     run = load_run(str(tiny_run))
@@ -198,7 +267,7 @@ def test_device_is_named_on_the_page_and_a_missing_gpu_is_a_clear_error(app, tin
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_answers_equal_the_cpu_answers(tiny_run):
-    from cifar.demo import Demo
+    from cifar.handlers import Demo
 
     on_cpu, on_gpu = Demo(load_run(str(tiny_run), "cpu")), Demo(load_run(str(tiny_run), "cuda"))
     for image in EXAMPLES[:3]:

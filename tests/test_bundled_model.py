@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar.demo import Demo
+from cifar.handlers import Demo
 from cifar.evaluate import predict_arrays
 from cifar.gradcam import DEFAULT_LAYER, ORIGINAL_LAYER, GradCAM
 from cifar.inference import image_tensor, load_image, prepare

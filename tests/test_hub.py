@@ -140,7 +140,7 @@ def test_a_repo_id_loads_from_the_cache_offline(hub_cache, tiny_run, monkeypatch
 def test_app_serves_a_repo_id_from_the_cache_offline(hub_cache, tiny_run):
     with app_process("--model", REPO_ID, env={"HF_HUB_CACHE": str(hub_cache)}) as url:
         label, _ = Client(url, verbose=False).predict(handle_file(EXAMPLES[3]), 10, api_name="/predict")
-    from cifar.demo import Demo
+    from cifar.handlers import Demo
 
     expected, _ = Demo(load_run(str(tiny_run))).predict(EXAMPLES[3], 10)
     got = {c["label"]: c["confidence"] for c in label["confidences"]}

@@ -73,7 +73,7 @@ def test_served_pngs_are_pruned_after_an_hour(tmp_path):
     import os
     import time
 
-    from cifar.demo import prune
+    from cifar.handlers import prune
 
     old, fresh = tmp_path / "old.png", tmp_path / "fresh.png"
     old.write_bytes(b"x")

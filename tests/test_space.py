@@ -154,7 +154,7 @@ def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tmp_
         label, _ = client.predict(handle_file(str(folder / "examples" / "cat.png")), 10, api_name="/predict")
         heatmap, strip, caption = client.predict(handle_file(str(folder / "examples" / "cat.png")), "layer4",
                                                  "predicted class", "Grad-CAM", 0.5, api_name="/explain")
-    from cifar.demo import Demo
+    from cifar.handlers import Demo
     from cifar.run_folder import load_run
 
     expected, _ = Demo(load_run(str(tiny_run))).predict(EXAMPLES[3], 10)
