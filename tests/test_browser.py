@@ -112,3 +112,52 @@ def test_misclassified_tab_shows_captioned_gallery(page):
     expect(page.locator("#misclassified img").first).to_be_visible()
     expect(page.locator("#misclassified").get_by_text("→").first).to_be_visible()
     screenshot(page, "misclassified")
+
+
+def test_the_heatmaps_faithfulness_score_follows_it(page):
+    from playwright.sync_api import expect
+
+    page.locator(".gallery-item").nth(3).click()
+    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    score = page.locator("#faithfulness")
+    expect(score).to_contain_text("Faithfulness (ROAD):", timeout=30_000)
+    expect(score).to_contain_text("Strip: layer1")
+    expect(score).to_contain_text("random maps")  # the bundled run's table gives the method's average beside it
+
+
+def test_compare_tab_contrasts_two_classes_and_shows_every_method(page):
+    from playwright.sync_api import expect
+
+    from cifar.gradcam import METHODS
+
+    page.locator(".gallery-item").nth(3).click()
+    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("button", name="Contrast").click()
+    expect(page.locator("#contrast img")).to_have_count(3, timeout=30_000)
+    expect(page.locator("#contrast").get_by_text("rather than")).to_be_visible()
+    page.get_by_role("button", name="Every method, side by side").click()
+    # Score-CAM is one forward pass per channel: a few seconds at layer4 on a 2-core CPU, more on a busy one.
+    expect(page.locator("#all-methods img")).to_have_count(len(METHODS), timeout=120_000)
+    expect(page.locator("#all-methods").get_by_text("Score-CAM · ROAD")).to_be_visible()
+    screenshot(page, "compare")
+
+
+def test_misclassified_tab_shows_the_evidence_for_both_classes(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Misclassified").click()
+    expect(page.get_by_text("misclassified test images in all")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Evidence: predicted class beside true class").click()
+    expect(page.locator("#mistake-evidence img")).to_have_count(50, timeout=60_000)  # 25 mistakes, two maps each
+    expect(page.locator("#mistake-evidence").get_by_text("true:").first).to_be_visible()
+    expect(page.locator("#mistake-evidence").get_by_text("predicted:").first).to_be_visible()
+
+
+def test_faithfulness_tab_shows_the_runs_table(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Faithfulness").click()
+    table = page.locator("#faithfulness-table")
+    expect(table.get_by_role("cell", name="Random", exact=True)).to_be_visible(timeout=30_000)
+    expect(table.get_by_role("cell", name="Grad-CAM", exact=True)).to_be_visible()

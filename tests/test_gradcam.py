@@ -198,3 +198,19 @@ def test_several_layers_in_one_pass_equal_one_layer_at_a_time(model):
         assert together.shape == (2, len(layers), 32, 32)
         for i, layer in enumerate(layers):
             np.testing.assert_allclose(together[:, i], method(model, layer)(images, 3)[0][:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("ours, reference", PAIRS[:4], ids=[ours.__name__ for ours, _ in PAIRS[:4]])
+def test_why_a_not_b_matches_the_reference_with_a_logit_difference_target(bundled, ours, reference):
+    """The contrast map explains the predicted logit minus the runner-up's: the reference given that target."""
+    model, images = bundled
+    with torch.no_grad():
+        ranked = model(images).argsort(1, descending=True)
+    predicted, runner_up = ranked[:, 0].tolist(), ranked[:, 1].tolist()
+    mine = ours(model, "layer4")(images, predicted, runner_up)[0][:, 0]
+    targets = [lambda output, a=a, b=b: output[..., a] - output[..., b] for a, b in zip(predicted, runner_up)]
+    with reference(model=model, target_layers=[model.layer4]) as cam:
+        theirs = cam(input_tensor=images, targets=targets)
+    assert count_equal_maps(mine, theirs) >= 5
+    plain = ours(model, "layer4")(images, predicted)[0][:, 0]
+    assert max(np.abs(a - b).max() for a, b in zip(mine, plain)) > 0.1  # the contrast is not the plain map
