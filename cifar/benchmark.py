@@ -3,6 +3,7 @@
     python -m cifar.benchmark                      # everything that runs on this machine
     python -m cifar.benchmark pipeline inference   # some of it
     python -m cifar.benchmark gpu                  # training throughput on a GPU (skipped without one)
+    python -m cifar.benchmark browser              # the page in headless Chromium (needs Debian's chromium)
 
 The training parts measure the full recipe (batch 256, cutout), the one the GPU targets are about.
 Timings on shared machines are noisy; the ratios, measured in the same run, are what count.
@@ -223,40 +224,57 @@ def bench_inference(model_path):
            p50_ms(lambda: [GradCAM(model, layer)(inputs) for layer in layers]), "ms", higher_is_better=False)
 
 
-def bench_app(model_path, clients=16, seconds=30, tta=None):
-    """The running app through gradio_client: start-up, latency, and 16 concurrent clients for 30 s.
-
-    tta: what app.py --tta serves (default: the run's)."""
+@contextlib.contextmanager
+def served(command: list, ready="/"):
+    """`command` (a Gradio server) started on a free loopback port, given in GRADIO_SERVER_PORT; yields its URL
+    once it answers, and the seconds from start to that answer."""
     import socket
     import subprocess
-    import sys
     import urllib.request
-
-    from gradio_client import Client, handle_file
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "app.py", "--model", model_path, "--port", str(port),
-                               *(["--tta", tta] if tta else [])],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": str(port)})
     url = f"http://127.0.0.1:{port}/"
     try:
         while True:
             try:
-                urllib.request.urlopen(url, timeout=1)
+                urllib.request.urlopen(url + ready.lstrip("/"), timeout=1)
                 break
             except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(f"{' '.join(command)} exited with {server.returncode}") from None
                 time.sleep(0.1)
-        examples = sorted(os.path.join("examples", f) for f in os.listdir("examples"))
+        yield url, time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def example_paths() -> list:
+    return sorted(os.path.join("examples", f) for f in os.listdir("examples"))
+
+
+def bench_app(model_path, clients=16, seconds=30, tta=None):
+    """The running app through gradio_client: start-up, latency, and 16 concurrent clients for 30 s.
+
+    tta: what app.py --tta serves (default: the run's)."""
+    import sys
+
+    from gradio_client import Client, handle_file
+
+    started = time.perf_counter()
+    with served([sys.executable, "app.py", "--model", model_path, *(["--tta", tta] if tta else [])]) as (url, _):
+        examples = example_paths()
         client = Client(url, verbose=False)
         client.predict(handle_file(examples[0]), 1, api_name="/predict")
         print(f"{'app start to first answer':<48} {time.perf_counter() - started:8.1f} s    (target < 10 s)")
         latency = p50_ms(lambda: client.predict(handle_file(examples[0]), 3, api_name="/predict"), repeats=30)
         print(f"{'predict through the app (p50)':<48} {latency:8.1f} ms   (target <= 150 ms)")
-        from .demo import Demo
+        from .handlers import Demo
         from .run_folder import load_run
 
         handler = Demo(load_run(model_path), tta).predict
@@ -288,14 +306,112 @@ def bench_app(model_path, clients=16, seconds=30, tta=None):
               f"{len(errors)} errors, {len(wrong)} answers for another client's image")
         for error in sorted(set(errors)):
             print(f"    error: {error[:300]}")
-    finally:
-        server.terminate()
-        server.wait(10)
+
+
+# The baseline of the page's API round trip: a bare Gradio app answering an uploaded image with a constant label.
+BARE_APP = """
+import gradio as gr
+with gr.Blocks() as demo:
+    image, label = gr.Image(type="filepath"), gr.Label()
+    gr.Button().click(lambda image: {"cat": 1.0}, image, label, api_name="predict")
+demo.queue().launch(server_name="127.0.0.1")
+"""
+CHROMIUM = "/usr/bin/chromium"
+
+
+def wait_for_new_image(page, selector, before: str, timeout=120_000) -> str:
+    """Until the img at `selector` shows a picture other than `before` (its src), fully loaded; returns its src."""
+    page.wait_for_function("([selector, before]) => { const img = document.querySelector(selector); "
+                           "return img && img.src !== before && img.complete && img.naturalWidth > 0; }",
+                           arg=[selector, before], timeout=timeout)
+    return page.locator(selector).first.get_attribute("src")
+
+
+def bench_browser(model_path, repeats=10):
+    """The page as a user meets it, in headless Chromium against `python app.py`: time from a click until what
+    it changes is drawn (p50), with the in-process handler time beside it (the rest is Gradio, the network and
+    the browser), and /predict through gradio_client against a bare Gradio app, measured in the same run."""
+    import sys
+
+    from gradio_client import Client, handle_file
+    from playwright.sync_api import sync_playwright
+
+    from .handlers import Demo
+    from .run_folder import load_run
+
+    examples = example_paths()
+    handlers = Demo(load_run(model_path))
+    with served([sys.executable, "app.py", "--model", model_path]) as (url, _), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        clicks, scores = [], []
+        for n in range(repeats + 1):  # the first click warms up
+            before = page.locator("#heatmap img").first.get_attribute("src") if n else ""
+            strip_before = page.locator("#stages img").last.get_attribute("src") if n else ""
+            started = time.perf_counter()
+            page.locator(".gallery-item").nth(n % len(examples)).click()
+            wait_for_new_image(page, "#heatmap img", before)
+            page.wait_for_function("(before) => { const imgs = [...document.querySelectorAll('#stages img')]; "
+                                   "return imgs.length === 4 && imgs.every(i => i.complete && i.naturalWidth > 0) "
+                                   "&& imgs[3].src !== before; }", arg=strip_before, timeout=60_000)
+            clicks.append(1000 * (time.perf_counter() - started))
+            page.wait_for_function("() => document.querySelector('#faithfulness').innerText.includes('ROAD')")
+            scores.append(1000 * (time.perf_counter() - started))
+            page.wait_for_timeout(200)
+        handler = p50_ms(lambda: handlers.analyze(examples[1], 3, DEFAULT_LAYER, "predicted class", "Grad-CAM", 0.5))
+        print(f"{'example click -> label, heatmap, strip (p50)':<48} {statistics.median(clicks[1:]):8.0f} ms   "
+              f"(target <= 250 ms; handler in-process {handler:.0f} ms)")
+        print(f"{'  -> its ROAD score shown too (p50)':<48} {statistics.median(scores[1:]):8.0f} ms")
+        changes = []
+        for n in range(repeats + 1):
+            layer = ("layer3", DEFAULT_LAYER)[n % 2]
+            before = page.locator("#heatmap img").first.get_attribute("src")
+            page.locator("#target-layer input").click()
+            started = time.perf_counter()
+            page.get_by_role("option", name=layer, exact=True).click()
+            wait_for_new_image(page, "#heatmap img", before)
+            changes.append(1000 * (time.perf_counter() - started))
+            page.wait_for_function("() => document.querySelector('#faithfulness').innerText.includes('ROAD')")
+            page.wait_for_timeout(200)
+        handler = p50_ms(lambda: handlers.explain(examples[1], "layer3", "predicted class", "Grad-CAM", 0.5))
+        print(f"{'target layer change -> heatmap (p50)':<48} {statistics.median(changes[1:]):8.0f} ms   "
+              f"(target <= 200 ms; handler in-process {handler:.0f} ms)")
+        page.get_by_role("tab", name="Misclassified").click()
+        page.locator("#mistake-count input[type=number]").fill("100")
+        page.locator("#mistake-count input[type=number]").press("Enter")
+        page.wait_for_function("() => document.querySelectorAll('#misclassified img').length === 100", timeout=60_000)
+        galleries = []
+        for n in range(3):
+            started = time.perf_counter()
+            page.locator("#gradcam-overlay input").click()
+            on = n % 2 == 0  # every other click turns the overlay on: only those are timed
+            # The gallery loads its images lazily: what is drawn is what is in the window.
+            page.wait_for_function("(on) => { const g = document.querySelector('#misclassified'); "
+                                   "const imgs = [...g.querySelectorAll('img')]; return imgs.length === 100 && "
+                                   "imgs.filter(i => i.getBoundingClientRect().top < window.innerHeight)"
+                                   ".every(i => i.complete && i.naturalWidth > 0) && "
+                                   "g.innerText.includes('ROAD') === on; }", arg=on, timeout=120_000)
+            if on:
+                galleries.append(1000 * (time.perf_counter() - started))
+        handler = p50_ms(lambda: handlers.misclassified(100, with_gradcam=True), repeats=5)
+        print(f"{'100 misclassified with Grad-CAM, checkbox -> drawn':<48} {statistics.median(galleries):8.0f} ms   "
+              f"(target <= 1000 ms; handler in-process {handler:.0f} ms)")
+        browser.close()
+        client = Client(url, verbose=False)
+        ours = p50_ms(lambda: client.predict(handle_file(examples[0]), 3, api_name="/predict"), repeats=30)
+    with served([sys.executable, "-c", BARE_APP]) as (bare_url, _):
+        bare = Client(bare_url, verbose=False)
+        baseline = p50_ms(lambda: bare.predict(handle_file(examples[0]), api_name="/predict"), repeats=30)
+    report("/predict via gradio_client vs a bare Gradio app (p50)", ours, baseline, "ms", higher_is_better=False)
+    print(f"{'':<48} (target: ours within 1.3x of the bare app)")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="*", default=["pipeline", "train", "gpu", "inference", "app", "history"])
+    parser.add_argument("parts", nargs="*",
+                        default=["pipeline", "train", "gpu", "inference", "app", "history", "browser"])
     parser.add_argument("--model", default=MODEL, help="run folder for the inference, app and history parts")
     parser.add_argument("--tta", choices=TTA_MODES, help="what the app part serves (default: the run's TTA)")
     args = parser.parse_args()
@@ -303,7 +419,7 @@ def main():
           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}")
     parts = {"pipeline": bench_pipeline, "train": bench_train_step, "gpu": bench_gpu,
              "inference": lambda: bench_inference(args.model), "app": lambda: bench_app(args.model, tta=args.tta),
-             "history": lambda: bench_history(args.model)}
+             "history": lambda: bench_history(args.model), "browser": lambda: bench_browser(args.model)}
     for part in args.parts:
         parts[part]()
 

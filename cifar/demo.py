@@ -98,7 +98,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                                           format="png")
             with gr.Row():
                 with gr.Column():
-                    layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="Target layer")
+                    layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="Target layer", elem_id="target-layer")
                     target = gr.Dropdown([PREDICTED] + classes, value=PREDICTED, label="Target class")
                     method = gr.Radio(list(METHODS), value="Grad-CAM", label="Method", info=METHOD_COSTS)
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")
@@ -160,10 +160,10 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                 gr.Image(str(run.path / "confusion_matrix.png"), label="Confusion matrix", interactive=False)
         with gr.Tab("Misclassified"):
             with gr.Row():
-                count = gr.Slider(1, MAX_GALLERY, value=25, step=1, label="How many")
+                count = gr.Slider(1, MAX_GALLERY, value=25, step=1, label="How many", elem_id="mistake-count")
                 true_class = gr.Dropdown([ALL] + classes, value=ALL, label="True class")
                 predicted_class = gr.Dropdown([ALL] + classes, value=ALL, label="Predicted class")
-                with_gradcam = gr.Checkbox(label=f"Grad-CAM overlay ({DEFAULT_LAYER}) with its ROAD score")
+                with_gradcam = gr.Checkbox(label=f"Grad-CAM overlay ({DEFAULT_LAYER}) with its ROAD score", elem_id="gradcam-overlay")
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Misclassified test images: true → predicted (confidence), most confident first", columns=5,
                                  height="auto", format="png", elem_id="misclassified")

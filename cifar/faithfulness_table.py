@@ -109,10 +109,10 @@ def markdown(table: dict) -> str:
     best = max((mean, method, layer) for method, by_layer in rows.items() if method != RANDOM
                for layer, (mean, _, _) in by_layer.items())
     lines = ["| method | " + " | ".join(f"`{layer}`" for layer in LAYERS) + " |", "|---" * (len(LAYERS) + 1) + "|"]
-    for method in [m for m in METHODS if m in rows] + [RANDOM]:
+    for method in list(METHODS) + [RANDOM]:
         cells = []
         for layer in LAYERS:
-            if layer not in rows[method]:
+            if layer not in rows.get(method, {}):
                 cells.append("not computed")
                 continue
             mean, error, better = rows[method][layer]
@@ -126,7 +126,9 @@ def markdown(table: dict) -> str:
             "drop when the least relevant are, halved and averaged over removing "
             f"{', '.join(str(100 - p) for p in table['percentiles'])}% of the pixels. Higher is more faithful; "
             f"mean ± standard error over {count} test images ({count // 10} of each class). \"(chance)\": no better "
-            "than random maps at that layer (paired difference within two standard errors). "
+            "than random maps at that layer (paired difference within two standard errors). \"not computed\": "
+            "left out for its cost (Score-CAM is a forward pass per channel: about 20 minutes of a 2-core CPU for "
+            "one layer); add it with `--methods Score-CAM --layers LAYER`. "
             "Recompute: `python -m cifar.faithfulness_table RUN_FOLDER`.")
 
 
