@@ -39,7 +39,7 @@ CLASS_AGNOSTIC = {"Eigen-CAM": "the main pattern of the layer's activations, no 
 METHOD_COSTS = ("Each is one forward and one backward pass for all layers (a few ms), except Score-CAM: one forward "
                 "pass per channel (512 at layer4), about 5 s at layer4 and 12 s with the strip below on a 2-core CPU. "
                 "Eigen-CAM needs no backward pass, and shows the same map for every class.")
-RECENT_MAPS = 64  # heatmaps kept, so the score that follows a heatmap on the page does not compute it again
+REMEMBERED = 64  # answers kept (heatmaps, scores), so the requests that follow one on the page reuse it
 
 
 PNG_DIR = Path(tempfile.gettempdir()) / "cifar-demo"
@@ -92,6 +92,12 @@ def copies(small: np.ndarray, count: int) -> torch.Tensor:
     return image_tensor(np.repeat(small[None], count, 0))
 
 
+def explained_layers(layer: str) -> tuple:
+    """The layers one explanation computes: the strip's four stages, and the chosen layer when it is not one of
+    them. The same for every stage, so moving between stages reuses the remembered maps."""
+    return STAGE_LAYERS if layer in STAGE_LAYERS else (*STAGE_LAYERS, layer)
+
+
 class Demo:
     """The handlers, bound to one loaded run."""
 
@@ -122,21 +128,27 @@ class Demo:
         if not 0 <= opacity <= 1:
             raise gr.Error(f"opacity must be between 0 and 1, got {opacity}.")
 
-    def _maps(self, small, layers: tuple, method: str, target_class=None, contrast_class=None):
-        """({layer: heatmap}, the class explained) for one 32x32 image; the last RECENT_MAPS are kept, so the
-        page's score request after a heatmap, or a second request for the same one, does not recompute it."""
-        key = (small.tobytes(), layers, method, target_class, contrast_class)
+    def _remembered(self, key, compute):
+        """compute(), or its answer from one of the last REMEMBERED requests with the same key."""
         with self._recent_lock:
             if key in self._recent:
                 self._recent.move_to_end(key)
                 return self._recent[key]
-        cams, logits = METHODS[method](self.model, layers)(image_tensor(small), target_class, contrast_class)
-        answer = dict(zip(layers, cams[0])), int(logits.argmax()) if target_class is None else target_class
+        answer = compute()
         with self._recent_lock:
             self._recent[key] = answer
-            while len(self._recent) > RECENT_MAPS:
+            while len(self._recent) > REMEMBERED:
                 self._recent.popitem(last=False)
         return answer
+
+    def _maps(self, small, layers: tuple, method: str, target_class=None, contrast_class=None):
+        """({layer: heatmap}, the class explained) for one 32x32 image. Remembered: the page's score request after
+        a heatmap, or a change of layer or opacity, does not run the model again."""
+        def compute():
+            cams, logits = METHODS[method](self.model, layers)(image_tensor(small), target_class, contrast_class)
+            return dict(zip(layers, cams[0])), int(logits.argmax()) if target_class is None else target_class
+
+        return self._remembered((small.tobytes(), layers, method, target_class, contrast_class), compute)
 
     def _road(self, images: torch.Tensor, maps: list, classes: list) -> np.ndarray:
         return road(self.model, images, np.stack(maps), classes).score
@@ -174,9 +186,7 @@ class Demo:
         self._check(layer, method, target, opacity)
         small, display = prepared
         target_class = None if target == PREDICTED else self.classes.index(target)
-        # Each layer once: the chosen one is usually a stage of the strip too.
-        layers = tuple(dict.fromkeys((layer, *STAGE_LAYERS)))
-        maps, shown = self._maps(small, layers, method, target_class)
+        maps, shown = self._maps(small, explained_layers(layer), method, target_class)
         heatmap = png_file(overlay(display, maps[layer], opacity))
         strip = [(png_file(overlay(display, maps[stage], opacity)), stage) for stage in STAGE_LAYERS]
         if method in CLASS_AGNOSTIC:
@@ -195,15 +205,15 @@ class Demo:
         self._check(layer, method, target)
         small, _ = model_input(image)
         target_class = None if target == PREDICTED else self.classes.index(target)
-        layers = tuple(dict.fromkeys((layer, *STAGE_LAYERS)))
+        layers = explained_layers(layer)
         maps, shown = self._maps(small, layers, method, target_class)
-        # layers[0] is the chosen layer
-        result = road(self.model, copies(small, len(layers)), np.stack([maps[name] for name in layers]), [shown] * len(layers))
-        scores = dict(zip(layers, result.score.tolist()))
-        name = self.classes[shown]
+        result = self._remembered(("road", small.tobytes(), layers, method, target_class), lambda: road(
+            self.model, copies(small, len(layers)), np.stack([maps[name] for name in layers]), [shown] * len(layers)))
+        scores = {name: float(result.score[layers.index(name)]) for name in (layer, *STAGE_LAYERS)}
+        chosen, name = layers.index(layer), self.classes[shown]
         text = (f"**Faithfulness (ROAD): {scores[layer]:+.2f}**: removing the pixels this heatmap marks most relevant "
-                f"lowers P({name}) by {result.most_relevant_first[0]:.2f} on average, removing the least relevant by "
-                f"{result.least_relevant_first[0]:.2f}. Higher is more faithful; random maps score about 0.")
+                f"lowers P({name}) by {result.most_relevant_first[chosen]:.2f} on average, removing the least relevant "
+                f"by {result.least_relevant_first[chosen]:.2f}. Higher is more faithful; random maps score about 0.")
         text += self._table_line(method, layer)
         text += "\n\nStrip: " + " · ".join(f"`{stage}` {scores[stage]:+.2f}" for stage in STAGE_LAYERS)
         return text, scores

@@ -276,3 +276,22 @@ def test_cuda_answers_equal_the_cpu_answers(tiny_run):
         np.testing.assert_allclose([gpu_label[k] for k in cpu_label], list(cpu_label.values()), atol=1e-4)
         cpu_heatmap, gpu_heatmap = (np.asarray(PIL.Image.open(d.explain(image)[0])).astype(int) for d in (on_cpu, on_gpu))
         assert np.abs(cpu_heatmap - gpu_heatmap).mean() < 1
+
+
+def test_moving_between_stages_or_scoring_reuses_the_heatmaps_already_computed(tiny_run):
+    """What keeps a control change fast: the strip's four stages are computed with the heatmap, so choosing
+    another stage, changing the opacity or asking for the score runs no forward pass of the model."""
+    from cifar.handlers import Demo
+
+    demo = Demo(load_run(str(tiny_run)))
+    forwards = []
+    demo.model.register_forward_hook(lambda *args: forwards.append(1))
+    first = demo.explain(EXAMPLES[2], "layer4", "predicted class", "Grad-CAM", 0.5)
+    assert forwards
+    forwards.clear()
+    again = demo.explain(EXAMPLES[2], "layer2", "predicted class", "Grad-CAM", 0.8)
+    assert forwards == [] and again[1] != first[1]  # the strip redrawn at the new opacity, the model not run
+    demo.faithfulness(EXAMPLES[2], "layer4", "predicted class", "Grad-CAM")
+    scored = len(forwards)
+    demo.faithfulness(EXAMPLES[2], "layer2", "predicted class", "Grad-CAM")
+    assert scored > 0 and len(forwards) == scored  # the strip's scores are remembered too
