@@ -25,8 +25,10 @@ from .run_folder import FAITHFULNESS_FILE, REQUIRED_FILES, RunFolderError, is_re
 ROOT = Path(__file__).parent.parent
 SPACE_CONFIG = "space.json"  # what the Space's app.py serves: {"model": folder or repo id, "tta": mode or null}
 MODEL_DIR = "model"  # where a local run folder goes in the Space
-RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md",
-                              FAITHFULNESS_FILE)  # what the app reads
+RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md")  # what the app reads
+# Added to a run after training (python -m cifar.faithfulness_table): shipped when the run has it. Not preloaded
+# from a model repo, which may not have it; the app fetches it at start-up when it is there.
+OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE,)
 PYTHON_VERSION = "3.11"  # the Python CI tests on (tests/test_space.py holds them equal)
 # ZeroGPU support (cifar/device.py); only a Space needs it. The SDK installs Gradio itself (sdk_version), and
 # torchvision only downloads the dataset for training.
@@ -101,7 +103,8 @@ def stage_space(folder: Path, model: str, tta: str | None = None, hardware: str 
             load_run(model)  # a finished run that the app can load, checked before anything is uploaded
         except RunFolderError as error:
             raise DeployError(f"cannot deploy {model}: {error}") from None
-        copies.update({Path(model) / name: f"{MODEL_DIR}/{name}" for name in RUN_FILES if (Path(model) / name).is_file()})
+        copies.update({Path(model) / name: f"{MODEL_DIR}/{name}" for name in RUN_FILES + OPTIONAL_RUN_FILES
+                      if (Path(model) / name).is_file()})
         served = MODEL_DIR
     for source, name in copies.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)

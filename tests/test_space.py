@@ -46,6 +46,13 @@ def staged(tmp_path, model, **options):
     return folder, stage_space(folder, str(model), **options)
 
 
+def test_a_runs_faithfulness_table_goes_with_it(run_on_disk, tmp_path):
+    (run_on_disk / "faithfulness.json").write_text('{"scores": {}}')
+    folder, files = staged(tmp_path, run_on_disk)
+    assert f"{MODEL_DIR}/faithfulness.json" in files
+    assert (folder / MODEL_DIR / "faithfulness.json").read_text() == '{"scores": {}}'
+
+
 def test_the_space_holds_the_app_and_the_run_and_nothing_else(run_on_disk, tmp_path):
     folder, files = staged(tmp_path, run_on_disk)
     assert files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in RUN_FILES])
