@@ -103,7 +103,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                     method = gr.Radio(list(METHODS), value="Grad-CAM", label="Method", info=METHOD_COSTS)
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")
                 with gr.Column():
-                    caption = gr.Markdown()
+                    caption = gr.Markdown(elem_id="caption")
                     heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, format="png",
                                        elem_id="heatmap")
                     score = gr.Markdown(elem_id="faithfulness")

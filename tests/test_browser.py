@@ -70,7 +70,7 @@ def test_example_click_shows_prediction_and_heatmap(page):
                                                "horse", "automobile"))
     assert "%" in prediction
     expect(page.locator("#stages img")).to_have_count(4, timeout=30_000)
-    expect(page.get_by_text(f"at {DEFAULT_LAYER}")).to_be_visible()
+    expect(page.locator("#caption")).to_contain_text(f"at {DEFAULT_LAYER}")
     screenshot(page, "predict")
 
 
