@@ -77,7 +77,9 @@ def main(argv=None):
     except RunFolderError as error:
         sys.exit(f"error: cannot load the model: {error}")
     examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
-    launch(build_demo(run, examples, args.tta), server_name=args.host, server_port=args.port, share=args.share)
+    # A clicked example is sent back as the input image: Gradio serves it from any working directory only if allowed.
+    launch(build_demo(run, examples, args.tta), server_name=args.host, server_port=args.port, share=args.share,
+           allowed_paths=[str(HERE / "examples")])
 
 
 if __name__ == "__main__":

@@ -72,11 +72,11 @@ def faithfulness_tab_text(run: Run) -> str:
 def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -> gr.Blocks:
     handlers = Demo(run, tta)
     # The handlers that run the model: on a ZeroGPU Space each call holds a GPU (cifar/device.py).
-    (predict, explain, analyze, refresh_explanation, faithfulness, refresh_faithfulness, contrast, compare_methods,
-     misclassified, mistake_evidence) = (gpu_task(handler) for handler in (
-        handlers.predict, handlers.explain, handlers.analyze, handlers.refresh_explanation, handlers.faithfulness,
-        handlers.refresh_faithfulness, handlers.contrast, handlers.compare_methods, handlers.misclassified,
-        handlers.mistake_evidence))
+    (predict, explain, analyze, refresh_explanation, refresh_heatmap, faithfulness, refresh_faithfulness, contrast,
+     compare_methods, misclassified, mistake_evidence) = (gpu_task(handler) for handler in (
+        handlers.predict, handlers.explain, handlers.analyze, handlers.refresh_explanation, handlers.refresh_heatmap,
+        handlers.faithfulness, handlers.refresh_faithfulness, handlers.contrast, handlers.compare_methods,
+        handlers.misclassified, handlers.mistake_evidence))
     classes = run.classes
     accuracy = 100 * handlers.test_accuracy
     with gr.Blocks(title="CIFAR-10 ResNet-18 + Grad-CAM", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
@@ -94,8 +94,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                     examples_slot = gr.Column()
                 with gr.Column():
                     label = gr.Label(label="Prediction", elem_id="prediction")
-                    model_view = gr.Image(label="What the model saw (32x32)", height=DISPLAY_SIZE, interactive=False,
-                                          format="png")
+                    model_view = gr.Image(label="What the model saw (32x32)", height=DISPLAY_SIZE, interactive=False)
             with gr.Row():
                 with gr.Column():
                     layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="Target layer", elem_id="target-layer")
@@ -104,12 +103,10 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")
                 with gr.Column():
                     caption = gr.Markdown(elem_id="caption")
-                    heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, format="png",
-                                       elem_id="heatmap")
+                    heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, elem_id="heatmap")
                     score = gr.Markdown(elem_id="faithfulness")
                     scores = gr.JSON(visible=False)
-            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height=300, elem_id="stages",
-                               format="png")
+            strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height=300, elem_id="stages")
             explain_inputs = [image, layer, target, method, opacity]
             explain_outputs = [heatmap, strip, caption]
             score_inputs, score_outputs = [image, layer, target, method], [score, scores]
@@ -123,12 +120,18 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                 refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
             if examples:
                 with examples_slot:
-                    gallery_of_examples = gr.Examples(examples, inputs=image, api_visibility="private",
-                                                      label="Examples (CIFAR-10 test images): click one")
-                gallery_of_examples.load_input_event.then(analyze, analyze_inputs, analyze_outputs,
-                                                          api_visibility="private").then(
+                    example_choice = gr.Dataset(components=[image], samples=[[path] for path in examples], type="index",
+                                                label="Examples (CIFAR-10 test images): click one")
+                # One event brings the example, its prediction and its explanation: gr.Examples would put the
+                # example in the input first and explain it in a second round trip (~100 ms more, BENCHMARKS.md).
+                example_choice.click(lambda index, *controls: (examples[index], *analyze(examples[index], *controls)),
+                                     [example_choice] + analyze_inputs[1:], [image] + analyze_outputs,
+                                     api_visibility="private").then(
                     refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
-            for control in (layer, target, method):
+            # A new layer changes the heatmap only: the strip shows the four stages whichever layer is chosen.
+            layer.change(refresh_heatmap, explain_inputs, [heatmap, caption], api_visibility="private").then(
+                refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
+            for control in (target, method):
                 control.change(refresh_explanation, explain_inputs, explain_outputs, api_visibility="private").then(
                     refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
             opacity.change(refresh_explanation, explain_inputs, explain_outputs, api_visibility="private")
@@ -141,13 +144,13 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                 contrast_button = gr.Button("Contrast", variant="primary")
             contrast_text = gr.Markdown()
             contrast_gallery = gr.Gallery(label="Predicted class · other class · what separates them", columns=3,
-                                          height="auto", format="png", elem_id="contrast")
+                                          height="auto", elem_id="contrast")
             contrast_button.click(contrast, [image, rival, layer, method, opacity], [contrast_gallery, contrast_text],
                                   api_name="contrast")
             compare_button = gr.Button("Every method, side by side")
             compare_text = gr.Markdown()
             compare_gallery = gr.Gallery(label="Every method, most faithful first", columns=len(METHODS),
-                                         height="auto", format="png", elem_id="all-methods")
+                                         height="auto", elem_id="all-methods")
             compare_button.click(compare_methods, [image, layer, target, opacity], [compare_gallery, compare_text],
                                  api_name="compare_methods")
         with gr.Tab("Training"):
@@ -166,7 +169,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                 with_gradcam = gr.Checkbox(label=f"Grad-CAM overlay ({DEFAULT_LAYER}) with its ROAD score", elem_id="gradcam-overlay")
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Misclassified test images: true → predicted (confidence), most confident first", columns=5,
-                                 height="auto", format="png", elem_id="misclassified")
+                                 height="auto", elem_id="misclassified")
             gallery_inputs = [count, true_class, predicted_class, with_gradcam, opacity]
             show = gr.Button("Show")
             show.click(misclassified, gallery_inputs, [gallery, summary], api_name="misclassified")
@@ -176,7 +179,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
             evidence_button = gr.Button("Evidence: predicted class beside true class")
             evidence_text = gr.Markdown()
             evidence_gallery = gr.Gallery(label=f"Grad-CAM ({DEFAULT_LAYER}) for the predicted class · for the true class",
-                                          columns=4, height="auto", format="png", elem_id="mistake-evidence")
+                                          columns=4, height="auto", elem_id="mistake-evidence")
             evidence_button.click(mistake_evidence, [count, true_class, predicted_class, opacity],
                                   [evidence_gallery, evidence_text], api_name="mistake_evidence")
         with gr.Tab("Faithfulness"):

@@ -20,9 +20,9 @@ import torch
 
 from .data import load_cifar10
 from .faithfulness import NOISE, PERCENTILES, SEED, road
-from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, RandomCAM
+from .gradcam import LAYERS, METHODS, RandomCAM
 from .inference import image_tensor
-from .run_folder import FAITHFULNESS_FILE, load_run
+from .run_folder import FAITHFULNESS_FILE, GALLERY_LAYER, GALLERY_METHOD, MISTAKE_SIDES, heatmap_key, load_run, mistake_heatmaps
 from .training import atomic_write, read_json, save_json
 
 TABLE_IMAGES = 500  # the first 50 test images of each class
@@ -30,8 +30,6 @@ BATCH = 50  # images per CAM call: one ROAD call masks 8x as many
 RANDOM = "Random"  # the chance row
 # Left out unless asked for: a forward pass per channel, about 20 minutes of a 2-core CPU per layer.
 COSTLY = ("Score-CAM",)
-# The heatmap the misclassified gallery shows, scored for the true and the predicted class.
-GALLERY_METHOD, GALLERY_LAYER = "Grad-CAM", DEFAULT_LAYER
 CARD_HEADING = "## Faithfulness of the explanations"
 
 
@@ -82,10 +80,12 @@ def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) ->
             save_json(run_path / FAITHFULNESS_FILE, table)
     wrong = run.misclassified
     gallery = {}
-    for side in ("predicted", "true"):
+    for side in MISTAKE_SIDES:  # the heatmaps the gallery draws, as stored with the run (or as it would store them)
         log(f"misclassified: {GALLERY_METHOD} at {GALLERY_LAYER} for the {side} class of {len(wrong[side])} images")
-        gallery[side] = scores_per_image(model, image_tensor(wrong["images"]), METHODS[GALLERY_METHOD],
-                                         [GALLERY_LAYER], wrong[side].tolist())[GALLERY_LAYER]
+        cams = wrong[heatmap_key(side)] if heatmap_key(side) in wrong else mistake_heatmaps(model, wrong["images"], wrong[side])
+        gallery[side] = [score for start in range(0, len(cams), BATCH) for score in road(
+            model, image_tensor(wrong["images"][start:start + BATCH]), cams[start:start + BATCH].astype(np.float32),
+            wrong[side][start:start + BATCH].tolist()).score.astype(float).round(5).tolist()]
     table["misclassified"] = {"method": GALLERY_METHOD, "layer": GALLERY_LAYER, **gallery}
     save_json(run_path / FAITHFULNESS_FILE, table)
     return table

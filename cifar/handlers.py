@@ -23,10 +23,10 @@ import torch
 from .device import model_device
 from .evaluate import check_tta
 from .faithfulness import road
-from .faithfulness_table import GALLERY_LAYER, GALLERY_METHOD, RANDOM, summary
+from .faithfulness_table import RANDOM, summary
 from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, STAGE_LAYERS, overlay
 from .inference import BadImage, enlarge, image_tensor, load_image, prepare, probabilities
-from .run_folder import Run
+from .run_folder import MISTAKE_SIDES, Run, heatmap_key, mistake_heatmaps
 from .training import atomic_write
 
 PREDICTED = "predicted class"
@@ -42,13 +42,16 @@ METHOD_COSTS = ("Each is one forward and one backward pass for all layers (a few
 REMEMBERED = 64  # answers kept (heatmaps, scores), so the requests that follow one on the page reuse it
 
 
-PNG_DIR = Path(tempfile.gettempdir()) / "cifar-demo"
-CACHE_SECONDS = 3600  # our PNGs and Gradio's cached copies live an hour
-_png_counter = itertools.count(1)
+IMAGE_DIR = Path(tempfile.gettempdir()) / "cifar-demo"
+CACHE_SECONDS = 3600  # our images and Gradio's cached copies live an hour
+JPEG_QUALITY = 95  # with no chroma subsampling: no visible loss on a heatmap
+_image_counter = itertools.count(1)
 
 
-def png_file(image: np.ndarray) -> str:
-    """The image as a PNG file named by its content, written atomically.
+def image_file(image: np.ndarray, exact: bool = False) -> str:
+    """The image as a file named by its content, written atomically: PNG when `exact` (a 32x32 picture enlarged,
+    flat blocks that PNG stores small and exactly), else JPEG (a heatmap overlay: smooth, and as JPEG ~40x faster
+    to encode and ~7x smaller to send than PNG, which matters on a share link; BENCHMARKS.md).
 
     Returning arrays lets Gradio write them to its cache with a plain write_bytes on a content-hashed
     path: two users getting the same picture at once could have one rewrite the file while the other
@@ -56,23 +59,26 @@ def png_file(image: np.ndarray) -> str:
     atomic copy instead.
     """
     buffer = io.BytesIO()
-    PIL.Image.fromarray(image).save(buffer, format="PNG")
+    if exact:
+        PIL.Image.fromarray(image).save(buffer, format="PNG")
+    else:
+        PIL.Image.fromarray(image).save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     data = buffer.getvalue()
-    path = PNG_DIR / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    path = IMAGE_DIR / f"{hashlib.sha256(data).hexdigest()[:32]}.{'png' if exact else 'jpg'}"
     try:
         os.utime(path)  # handed out again: keep it out of the next prune
     except FileNotFoundError:
-        PNG_DIR.mkdir(parents=True, exist_ok=True)
+        IMAGE_DIR.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    if next(_png_counter) % 1000 == 0:
-        prune(PNG_DIR, CACHE_SECONDS)
+    if next(_image_counter) % 1000 == 0:
+        prune(IMAGE_DIR, CACHE_SECONDS)
     return str(path)
 
 
 def prune(folder: Path, max_age: float) -> None:
     """Delete files older than max_age seconds: a public demo must not fill the disk."""
     cutoff = time.time() - max_age
-    for old in folder.glob("*.png"):
+    for old in folder.iterdir():
         try:
             if old.stat().st_mtime < cutoff:
                 old.unlink()
@@ -173,6 +179,12 @@ class Demo:
         """explain, for the page's controls: with no image yet there is nothing to redo."""
         return (None, [], "") if image is None else self.explain(image, layer, target, method, opacity)
 
+    def refresh_heatmap(self, image, layer, target, method, opacity):
+        """refresh_explanation for a change of layer: the strip of the four stages stays as it is, so the page is sent
+        (and fetches) one picture instead of five."""
+        heatmap, _, caption = self.refresh_explanation(image, layer, target, method, opacity)
+        return heatmap, caption
+
     def _predict(self, prepared, top_k):
         top_k = int(top_k)
         if not 1 <= top_k <= len(self.classes):
@@ -180,15 +192,15 @@ class Demo:
         small, _ = prepared
         probs = probabilities(self.model, small, self.tta)
         best = np.argsort(-probs)[:top_k]
-        return {self.classes[i]: float(probs[i]) for i in best}, png_file(enlarge(small))
+        return {self.classes[i]: float(probs[i]) for i in best}, image_file(enlarge(small), exact=True)
 
     def _explain(self, prepared, layer, target, method, opacity):
         self._check(layer, method, target, opacity)
         small, display = prepared
         target_class = None if target == PREDICTED else self.classes.index(target)
         maps, shown = self._maps(small, explained_layers(layer), method, target_class)
-        heatmap = png_file(overlay(display, maps[layer], opacity))
-        strip = [(png_file(overlay(display, maps[stage], opacity)), stage) for stage in STAGE_LAYERS]
+        heatmap = image_file(overlay(display, maps[layer], opacity))
+        strip = [(image_file(overlay(display, maps[stage], opacity)), stage) for stage in STAGE_LAYERS]
         if method in CLASS_AGNOSTIC:
             caption = f"{method} at `{layer}` (the same map for every class: {CLASS_AGNOSTIC[method]})"
         else:
@@ -257,7 +269,7 @@ class Demo:
         a, b = self.classes[predicted], self.classes[rival]
         captions = [f"evidence for {a} · ROAD {scores[0]:+.2f}", f"evidence for {b} · ROAD {scores[1]:+.2f}",
                     f"{a} rather than {b} · ROAD {scores[2]:+.2f}"]
-        gallery = [(png_file(overlay(display, cam, opacity)), caption) for cam, caption in zip(maps, captions)]
+        gallery = [(image_file(overlay(display, cam, opacity)), caption) for cam, caption in zip(maps, captions)]
         text = (f"The model says **{a}** ({chances[predicted]:.0%}) rather than **{b}** ({chances[rival]:.0%}). "
                 f"Left: where {method} at `{layer}` finds evidence for {a}; middle: for {b}; right: what makes the "
                 f"model prefer {a} to {b} ({method} of the {a} logit minus the {b} logit). Each ROAD score is for the "
@@ -276,7 +288,7 @@ class Demo:
                             [shown] * len(METHODS))
         order = np.argsort(-scores, kind="stable")
         names = list(METHODS)
-        gallery = [(png_file(overlay(display, answers[names[i]][0][layer], opacity)), f"{names[i]} · ROAD {scores[i]:+.2f}")
+        gallery = [(image_file(overlay(display, answers[names[i]][0][layer], opacity)), f"{names[i]} · ROAD {scores[i]:+.2f}")
                    for i in order]
         text = (f"Every method at `{layer}` for **{self.classes[shown]}**, the most faithful to the model first "
                 "(ROAD: higher is more faithful, random maps score about 0).")
@@ -302,15 +314,18 @@ class Demo:
         return chosen, f"{len(chosen)} shown of {int(keep.sum())} matching ({len(keep)} misclassified test images in all)"
 
     def _mistake_maps(self, chosen, side: str):
-        """Grad-CAM at layer4 of the chosen mistakes for their `side` ("predicted" or "true") class, and the maps'
-        ROAD scores: the run's stored ones when it has them (the same numbers), else computed now."""
+        """The gallery's heatmaps of the chosen mistakes for their `side` ("predicted" or "true") class, and their ROAD
+        scores: the run's stored ones when it has them (the same numbers), else computed now."""
         wrong = self.run.misclassified
-        images, classes = image_tensor(wrong["images"][chosen]), wrong[side][chosen].tolist()
-        cams = METHODS[GALLERY_METHOD](self.model, GALLERY_LAYER)(images, classes)[0][:, 0]
+        if heatmap_key(side) in wrong:
+            cams = wrong[heatmap_key(side)][chosen]
+        else:  # a run written before the heatmaps were stored with it
+            cams = mistake_heatmaps(self.model, wrong["images"][chosen], wrong[side][chosen])
+        cams = cams.astype(np.float32)
         stored = (self.run.faithfulness or {}).get("misclassified")
         if stored and len(stored[side]) == len(wrong[side]):
             return cams, np.asarray(stored[side])[chosen]
-        return cams, road(self.model, images, cams, classes).score
+        return cams, road(self.model, image_tensor(wrong["images"][chosen]), cams, wrong[side][chosen].tolist()).score
 
     def misclassified(self, count: float = 25, true_class: str = ALL, predicted_class: str = ALL,
                       with_gradcam: bool = False, opacity: float = 0.5):
@@ -328,7 +343,7 @@ class Demo:
             if with_gradcam:
                 picture = overlay(picture, cams[n], opacity)
                 caption += f" · ROAD {scores[n]:+.2f}"
-            gallery.append((png_file(picture), caption))
+            gallery.append((image_file(picture, exact=not with_gradcam), caption))
         return gallery, text
 
     def mistake_evidence(self, count: float = 10, true_class: str = ALL, predicted_class: str = ALL,
@@ -341,14 +356,14 @@ class Demo:
         if not len(chosen):
             return [], text
         wrong = self.run.misclassified
-        evidence = {side: self._mistake_maps(chosen, side) for side in ("predicted", "true")}
+        evidence = {side: self._mistake_maps(chosen, side) for side in MISTAKE_SIDES}
         gallery = []
         for n, i in enumerate(chosen):
             picture = enlarge(wrong["images"][i], 128)
-            for side in ("predicted", "true"):
+            for side in MISTAKE_SIDES:
                 cams, scores = evidence[side]
                 caption = f"{side}: {self.classes[wrong[side][i]]} · ROAD {scores[n]:+.2f}"
                 if side == "predicted":
                     caption += f" ({100 * wrong['confidence'][i]:.0f}%)"
-                gallery.append((png_file(overlay(picture, cams[n], opacity)), caption))
+                gallery.append((image_file(overlay(picture, cams[n], opacity)), caption))
         return gallery, text

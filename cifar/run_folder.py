@@ -3,7 +3,8 @@
     model.safetensors, config.json   fp16 weights + model config (classes, normalization)
     history.json                     per-epoch curves and the training config
     metrics.json                     test accuracy (plain and TTA), per-class accuracy, confusion matrix
-    misclassified.npz                every misclassified test image: images, true, predicted, confidence
+    misclassified.npz                every misclassified test image: images, true, predicted, confidence, and
+                                     the gallery's Grad-CAM of it for each class (heatmap_predicted, heatmap_true)
     accuracy.png, loss.png, confusion_matrix.png, README.md (model card)
     faithfulness.json                optional, added after training: ROAD of each CAM method and layer
                                      (python -m cifar.faithfulness_table)
@@ -20,10 +21,30 @@ from safetensors import SafetensorError
 
 from .data import split_validation
 from .evaluate import accuracy_by_tta, test_report
+from .gradcam import DEFAULT_LAYER, METHODS
 from .hub import model_card
+from .inference import image_tensor
 from .model import WEIGHTS_NAME, ResNet18
 from .plots import confusion_figure, curve_figure, save_figure
 from .training import STATE_NAME, atomic_write, read_json, save_json
+
+# What the misclassified gallery shows of each mistake: Grad-CAM at the app's default layer for the class the model
+# predicted and for the true class. Stored with the mistakes, because drawing 100 of them is then instant where
+# computing them takes about a second of a 2-core CPU (BENCHMARKS.md); float16, 0.6 MB a side for ~500 mistakes.
+GALLERY_METHOD, GALLERY_LAYER = "Grad-CAM", DEFAULT_LAYER
+MISTAKE_SIDES = ("predicted", "true")
+
+
+def heatmap_key(side: str) -> str:
+    return f"heatmap_{side}"
+
+
+def mistake_heatmaps(model, images: np.ndarray, classes: np.ndarray, batch: int = 100) -> np.ndarray:
+    """(N, 32, 32) float16: the gallery's heatmap of each uint8 image for its class in `classes`."""
+    cam = METHODS[GALLERY_METHOD](model, GALLERY_LAYER)
+    maps = [cam(image_tensor(images[start:start + batch]), classes[start:start + batch].tolist())[0][:, 0]
+            for start in range(0, len(images), batch)]
+    return np.concatenate(maps).astype(np.float16) if maps else np.zeros((0, *images.shape[1:3]), np.float16)
 
 
 def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, device="cpu") -> dict:
@@ -39,6 +60,8 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     x_test, y_test = data["test"]
     config = history["config"]
     metrics, misclassified = test_report(shipped, x_test, y_test, shipped.classes, config["tta"], device)
+    for side in MISTAKE_SIDES:
+        misclassified[heatmap_key(side)] = mistake_heatmaps(shipped, misclassified["images"], misclassified[side])
     if config["val_size"]:  # what the recipe's choices (its TTA among them) are made on
         _, (x_val, y_val) = split_validation(*data["train"], config["val_size"], config["seed"])
         metrics["val_accuracy_by_tta"] = accuracy_by_tta(shipped, x_val, y_val, device)

@@ -187,6 +187,23 @@ def test_each_mistake_shows_the_evidence_for_its_predicted_and_true_class(client
     assert np.abs(pair[0] - pair[1]).mean() > 1
 
 
+def test_the_gallery_draws_the_heatmaps_stored_with_the_run_which_are_those_it_would_compute(tiny_run):
+    from cifar.handlers import Demo
+    from cifar.run_folder import MISTAKE_SIDES, heatmap_key
+
+    run = load_run(str(tiny_run))
+    wrong = run.misclassified
+    for side in MISTAKE_SIDES:  # training stored Grad-CAM at layer4 of every mistake, for each of its two classes
+        live = GradCAM(run.model, "layer4")(image_tensor(wrong["images"]), wrong[side].tolist())[0][:, 0]
+        assert wrong[heatmap_key(side)].dtype == np.float16
+        np.testing.assert_allclose(wrong[heatmap_key(side)], live, atol=1e-3)  # float16: 11 bits
+    demo = Demo(run)
+    stored = demo.mistake_evidence(4)
+    for side in MISTAKE_SIDES:  # a run written before the heatmaps were stored: computed when asked for
+        del wrong[heatmap_key(side)]
+    assert demo.mistake_evidence(4) == stored  # the same pictures (files named by content) and captions
+
+
 def test_every_heatmap_on_the_predict_tab_has_its_faithfulness_score(client, tiny_run):
     text, scores = client.predict(handle_file(EXAMPLES[1]), "layer4.1.conv2", "cat", "Grad-CAM",
                                   api_name="/faithfulness")

@@ -69,15 +69,16 @@ def test_memory_and_hooks_stay_flat_over_500_requests(tiny_run):
     assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
 
 
-def test_served_pngs_are_pruned_after_an_hour(tmp_path):
+def test_served_images_are_pruned_after_an_hour(tmp_path):
     import os
     import time
 
     from cifar.handlers import prune
 
-    old, fresh = tmp_path / "old.png", tmp_path / "fresh.png"
-    old.write_bytes(b"x")
-    fresh.write_bytes(b"y")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    old, old_heatmap, fresh = tmp_path / "old.png", tmp_path / "old.jpg", tmp_path / "fresh.png"
+    for path in (old, old_heatmap, fresh):
+        path.write_bytes(b"x")
+    for path in (old, old_heatmap):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
     prune(tmp_path, 3600)
-    assert not old.exists() and fresh.exists()
+    assert not old.exists() and not old_heatmap.exists() and fresh.exists()
