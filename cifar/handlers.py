@@ -124,7 +124,8 @@ class Demo:
         return metrics["test_accuracy_tta"] if self.tta == metrics["tta"] else metrics["test_accuracy"]
 
     # -- Checks and shared work ---------------------------------------------------------------
-    def _check(self, layer=DEFAULT_LAYER, method="Grad-CAM", target=PREDICTED, opacity=0.5):
+    def _check(self, layer=DEFAULT_LAYER, method="Grad-CAM", target=PREDICTED, opacity=0.5) -> int | None:
+        """Refuses what the page cannot offer; returns the class index asked for (None: the predicted class)."""
         if layer not in LAYERS:
             raise gr.Error(f"Unknown layer {layer!r}: choose one of {', '.join(LAYERS)}.")
         if method not in METHODS:
@@ -133,6 +134,7 @@ class Demo:
             raise gr.Error(f"Unknown class {target!r}: choose '{PREDICTED}' or one of {', '.join(self.classes)}.")
         if not 0 <= opacity <= 1:
             raise gr.Error(f"opacity must be between 0 and 1, got {opacity}.")
+        return None if target == PREDICTED else self.classes.index(target)
 
     def _remembered(self, key, compute):
         """compute(), or its answer from one of the last REMEMBERED requests with the same key."""
@@ -195,9 +197,8 @@ class Demo:
         return {self.classes[i]: float(probs[i]) for i in best}, image_file(enlarge(small), exact=True)
 
     def _explain(self, prepared, layer, target, method, opacity):
-        self._check(layer, method, target, opacity)
+        target_class = self._check(layer, method, target, opacity)
         small, display = prepared
-        target_class = None if target == PREDICTED else self.classes.index(target)
         maps, shown = self._maps(small, explained_layers(layer), method, target_class)
         heatmap = image_file(overlay(display, maps[layer], opacity))
         strip = [(image_file(overlay(display, maps[stage], opacity)), stage) for stage in STAGE_LAYERS]
@@ -214,9 +215,8 @@ class Demo:
     def faithfulness(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED, method: str = "Grad-CAM"):
         """The ROAD score of the heatmap /explain shows and of the four in its strip: a sentence for people,
         and {layer: score} for programs. On the page it arrives after the heatmap, which does not wait for it."""
-        self._check(layer, method, target)
+        target_class = self._check(layer, method, target)
         small, _ = model_input(image)
-        target_class = None if target == PREDICTED else self.classes.index(target)
         layers = explained_layers(layer)
         maps, shown = self._maps(small, layers, method, target_class)
         result = self._remembered(("road", small.tobytes(), layers, method, target_class), lambda: road(
@@ -279,9 +279,8 @@ class Demo:
     def compare_methods(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED, opacity: float = 0.5):
         """Every method's heatmap at `layer` for one image and class, most faithful (ROAD) first. Score-CAM is most
         of the wait: one forward pass per channel."""
-        self._check(layer, "Grad-CAM", target, opacity)
+        target_class = self._check(layer, "Grad-CAM", target, opacity)
         small, display = model_input(image)
-        target_class = None if target == PREDICTED else self.classes.index(target)
         answers = {name: self._maps(small, (layer,), name, target_class) for name in METHODS}
         shown = next(iter(answers.values()))[1]
         scores = self._road(copies(small, len(METHODS)), [maps[layer] for maps, _ in answers.values()],
@@ -331,6 +330,7 @@ class Demo:
                       with_gradcam: bool = False, opacity: float = 0.5):
         """Misclassified test images (most confident mistakes first), captioned, optionally with Grad-CAM for the
         predicted class and its ROAD score."""
+        self._check(opacity=opacity)
         chosen, text = self._mistakes(count, true_class, predicted_class)
         wrong = self.run.misclassified
         if with_gradcam and len(chosen):
@@ -350,8 +350,7 @@ class Demo:
                          opacity: float = 0.5):
         """For each mistake (most confident first), Grad-CAM at layer4 for the class the model predicted beside
         Grad-CAM for the true class, each with its ROAD score: what misled it, and what it saw of the truth."""
-        if not 0 <= opacity <= 1:
-            raise gr.Error(f"opacity must be between 0 and 1, got {opacity}.")
+        self._check(opacity=opacity)
         chosen, text = self._mistakes(count, true_class, predicted_class)
         if not len(chosen):
             return [], text
