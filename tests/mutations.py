@@ -94,6 +94,15 @@ MUTATIONS = {
     "strip-recomputed-on-every-change": ("cifar/handlers.py",
                                          "return STAGE_LAYERS if layer in STAGE_LAYERS else (*STAGE_LAYERS, layer)",
                                          "return tuple(dict.fromkeys((layer, *STAGE_LAYERS)))", ["tests/test_app.py"]),
+    "gallery-heatmaps-of-the-true-class-for-both": ("cifar/run_folder.py",
+                                                    'mistake_heatmaps(shipped, misclassified["images"], misclassified[side])',
+                                                    'mistake_heatmaps(shipped, misclassified["images"], misclassified["true"])',
+                                                    ["tests/test_app.py::test_the_gallery_draws_the_heatmaps_stored_with_the"
+                                                     "_run_which_are_those_it_would_compute"]),
+    "stored-heatmaps-of-other-mistakes": ("cifar/handlers.py", "cams = wrong[heatmap_key(side)][chosen]",
+                                          "cams = wrong[heatmap_key(side)][:len(chosen)]",
+                                          ["tests/test_app.py::test_the_gallery_draws_the_heatmaps_stored_with_the"
+                                           "_run_which_are_those_it_would_compute"]),
     "mistakes-least-confident-first": ("cifar/handlers.py", 'np.argsort(-wrong["confidence"][chosen]',
                                        'np.argsort(wrong["confidence"][chosen]', ["tests/test_app.py"]),
     "predicted-class-filter-ignored": ("cifar/handlers.py",
