@@ -28,7 +28,7 @@ from .training import atomic_write, read_json, save_json
 TABLE_IMAGES = 500  # the first 50 test images of each class
 BATCH = 50  # images per CAM call: one ROAD call masks 8x as many
 RANDOM = "Random"  # the chance row
-# Left out unless asked for: a forward pass per channel, about 20 minutes of a 2-core CPU per layer.
+# Left out unless asked for: a forward pass per channel, about 45 minutes of a 2-core CPU at layer4 (500 images).
 COSTLY = ("Score-CAM",)
 CARD_HEADING = "## Faithfulness of the explanations"
 
@@ -129,8 +129,8 @@ def markdown(table: dict) -> str:
             f"{', '.join(str(100 - p) for p in table['percentiles'])}% of the pixels. Higher is more faithful; "
             f"mean ± standard error over {count} test images ({count // 10} of each class). \"(chance)\": no better "
             "than random maps at that layer (paired difference within two standard errors). \"not computed\": "
-            "left out for its cost (Score-CAM is a forward pass per channel: about 20 minutes of a 2-core CPU for "
-            "one layer); add it with `--methods Score-CAM --layers LAYER`. "
+            "left out for its cost (Score-CAM is a forward pass per channel: about 45 minutes of a 2-core CPU at "
+            "`layer4`); add it with `--methods Score-CAM --layers LAYER`. "
             "Recompute: `python -m cifar.faithfulness_table RUN_FOLDER`.")
 
 

@@ -158,14 +158,14 @@ def test_misclassified_gallery_order_and_filters(client, tiny_run):
         assert [item["caption"] for item in gallery] == expected(keep, 100)
         assert f"of {int(keep.sum())} matching" in summary
     # The Grad-CAM overlay changes the pictures, not what is shown, and each caption gains the heatmap's ROAD
-    # score: Grad-CAM at layer4 for the predicted class (this run has no stored table: computed live).
+    # score: of the run's stored Grad-CAM at layer4 for the predicted class (this run has no stored table: computed
+    # live; that the stored heatmaps are Grad-CAM's is checked below).
     plain, _ = client.predict(3, "all", "all", False, 0.5, api_name="/misclassified")
     overlaid, _ = client.predict(3, "all", "all", True, 0.5, api_name="/misclassified")
     order = sorted(everything.nonzero()[0], key=lambda i: -wrong["confidence"][i])[:3]
     model = load_run(str(tiny_run)).model
     images = image_tensor(wrong["images"][order])
-    cams = GradCAM(model, "layer4")(images, wrong["predicted"][order].tolist())[0][:, 0]
-    scores = road(model, images, cams, wrong["predicted"][order]).score
+    scores = road(model, images, wrong["heatmap_predicted"][order].astype(np.float32), wrong["predicted"][order]).score
     assert [item["caption"] for item in overlaid] == [f"{item['caption']} · ROAD {score:+.2f}"
                                                       for item, score in zip(plain, scores)]
     pictures = [np.asarray(PIL.Image.open(item["image"])).astype(int) for item in (plain[0], overlaid[0])]
