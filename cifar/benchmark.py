@@ -433,12 +433,12 @@ def precomputed_answers(handlers, examples: list, folder: str) -> str:
         label, model_view, heatmap, strip, caption = handlers.analyze(example, 3, DEFAULT_LAYER, PREDICTED, "Grad-CAM", 0.5)
         clicks.append([label, model_view, heatmap, [list(item) for item in strip], caption])
         scores.append(handlers.faithfulness(example, DEFAULT_LAYER)[0])
-    last = examples[0]  # any picture: what is timed is drawing a new one
+    picture = examples[0]  # any one: what is timed is drawing a new heatmap
     layers = ["layer3", DEFAULT_LAYER]
     answers = {"examples": examples, "clicks": clicks, "scores": scores, "layers": layers,
-               "layer_changes": {name: list(handlers.refresh_heatmap(last, name, PREDICTED, "Grad-CAM", 0.5))
+               "layer_changes": {name: list(handlers.refresh_heatmap(picture, name, PREDICTED, "Grad-CAM", 0.5))
                                  for name in layers},
-               "layer_scores": {name: handlers.faithfulness(last, name)[0] for name in layers},
+               "layer_scores": {name: handlers.faithfulness(picture, name)[0] for name in layers},
                "gallery": {str(on): [list(item) for item in handlers.misclassified(100, with_gradcam=on)[0]]
                            for on in (False, True)}}
     path = os.path.join(folder, "answers.json")
