@@ -22,7 +22,7 @@ from .data import load_cifar10
 from .faithfulness import NOISE, PERCENTILES, SEED, road
 from .gradcam import LAYERS, METHODS, RandomCAM
 from .inference import image_tensor
-from .run_folder import FAITHFULNESS_FILE, GALLERY_LAYER, GALLERY_METHOD, MISTAKE_SIDES, heatmap_key, load_run, mistake_heatmaps
+from .run_folder import FAITHFULNESS_FILE, GALLERY_LAYER, GALLERY_METHOD, MISTAKE_SIDES, gallery_heatmaps, load_run
 from .training import atomic_write, read_json, save_json
 
 TABLE_IMAGES = 500  # the first 50 test images of each class
@@ -80,9 +80,9 @@ def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) ->
             save_json(run_path / FAITHFULNESS_FILE, table)
     wrong = run.misclassified
     gallery = {}
-    for side in MISTAKE_SIDES:  # the heatmaps the gallery draws, as stored with the run (or as it would store them)
+    for side in MISTAKE_SIDES:  # the heatmaps the gallery draws
         log(f"misclassified: {GALLERY_METHOD} at {GALLERY_LAYER} for the {side} class of {len(wrong[side])} images")
-        cams = wrong[heatmap_key(side)] if heatmap_key(side) in wrong else mistake_heatmaps(model, wrong["images"], wrong[side])
+        cams = gallery_heatmaps(model, wrong, side)
         gallery[side] = [score for start in range(0, len(cams), BATCH) for score in road(
             model, image_tensor(wrong["images"][start:start + BATCH]), cams[start:start + BATCH].astype(np.float32),
             wrong[side][start:start + BATCH].tolist()).score.astype(float).round(5).tolist()]

@@ -26,7 +26,7 @@ from .faithfulness import road
 from .faithfulness_table import RANDOM, summary
 from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, STAGE_LAYERS, overlay
 from .inference import BadImage, enlarge, image_tensor, load_image, prepare, probabilities
-from .run_folder import MISTAKE_SIDES, Run, heatmap_key, mistake_heatmaps
+from .run_folder import MISTAKE_SIDES, Run, gallery_heatmaps
 from .training import atomic_write
 
 PREDICTED = "predicted class"
@@ -316,11 +316,7 @@ class Demo:
         """The gallery's heatmaps of the chosen mistakes for their `side` ("predicted" or "true") class, and their ROAD
         scores: the run's stored ones when it has them (the same numbers), else computed now."""
         wrong = self.run.misclassified
-        if heatmap_key(side) in wrong:
-            cams = wrong[heatmap_key(side)][chosen]
-        else:  # a run written before the heatmaps were stored with it
-            cams = mistake_heatmaps(self.model, wrong["images"][chosen], wrong[side][chosen])
-        cams = cams.astype(np.float32)
+        cams = gallery_heatmaps(self.model, wrong, side, chosen).astype(np.float32)
         stored = (self.run.faithfulness or {}).get("misclassified")
         if stored and len(stored[side]) == len(wrong[side]):
             return cams, np.asarray(stored[side])[chosen]

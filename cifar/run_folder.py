@@ -47,6 +47,14 @@ def mistake_heatmaps(model, images: np.ndarray, classes: np.ndarray, batch: int 
     return np.concatenate(maps).astype(np.float16) if maps else np.zeros((0, *images.shape[1:3]), np.float16)
 
 
+def gallery_heatmaps(model, misclassified: dict, side: str, chosen=slice(None)) -> np.ndarray:
+    """The gallery's heatmaps of the chosen mistakes for their `side` class: as stored with the run, or, for a run
+    written before they were, computed the same way."""
+    if heatmap_key(side) in misclassified:
+        return misclassified[heatmap_key(side)][chosen]
+    return mistake_heatmaps(model, misclassified["images"][chosen], misclassified[side][chosen])
+
+
 def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, device="cpu") -> dict:
     """Write the shipped artifacts of a trained run; returns its metrics.
 

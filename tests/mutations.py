@@ -99,8 +99,8 @@ MUTATIONS = {
                                                     'mistake_heatmaps(shipped, misclassified["images"], misclassified["true"])',
                                                     ["tests/test_app.py::test_the_gallery_draws_the_heatmaps_stored_with_the"
                                                      "_run_which_are_those_it_would_compute"]),
-    "stored-heatmaps-of-other-mistakes": ("cifar/handlers.py", "cams = wrong[heatmap_key(side)][chosen]",
-                                          "cams = wrong[heatmap_key(side)][:len(chosen)]",
+    "stored-heatmaps-of-other-mistakes": ("cifar/run_folder.py", "return misclassified[heatmap_key(side)][chosen]",
+                                          "return misclassified[heatmap_key(side)][:len(chosen)]",
                                           ["tests/test_app.py::test_the_gallery_draws_the_heatmaps_stored_with_the"
                                            "_run_which_are_those_it_would_compute"]),
     "mistakes-least-confident-first": ("cifar/handlers.py", 'np.argsort(-wrong["confidence"][chosen]',
