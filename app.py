@@ -5,6 +5,7 @@
     python app.py --model USER/REPO                # a run pushed to the Hugging Face Hub
     python app.py --tta none                       # one view per prediction instead of the run's TTA: faster
     python app.py --deploy USER/SPACE              # serve it as a Hugging Face Space instead (cifar/space.py)
+    python app.py --deploy USER/SPACE --dry-run DIR   # stage that Space's upload in DIR, send nothing
 """
 
 import argparse
@@ -41,19 +42,31 @@ def parse_args(argv=None):
     parser.add_argument("--device", help="cpu or cuda (default: cuda when there is a GPU)")
     deploy = parser.add_argument_group("deploying as a Hugging Face Space (token: HF_TOKEN or `hf auth login`)")
     deploy.add_argument("--deploy", metavar="USER/SPACE", help="create or update this Space, serving --model with --tta")
-    deploy.add_argument("--hardware", help="hardware to request for the Space, e.g. t4-small (default: the free CPU)")
-    deploy.add_argument("--private", action="store_true", help="create the Space as private")
+    deploy.add_argument("--hardware", help="hardware for the Space, e.g. cpu-basic (needs PRO) or t4-small (needs "
+                        "billing); default: ZeroGPU for a new Space (free accounts: up to 2), an existing one's own")
+    deploy.add_argument("--private", action="store_true", help="make the Space private (a new one, or an existing one)")
+    deploy.add_argument("--dry-run", metavar="DIR", help="stage the upload in DIR and print the request; no token, "
+                        "nothing sent")
     return parser.parse_args(argv)
 
 
 def deploy(args, argv) -> None:
-    from cifar.space import DeployError, deploy_space
+    from cifar.space import DeployError, deploy_space, dry_run
 
-    command = "python app.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    words = argv if argv is not None else sys.argv[1:]
+    if args.dry_run:  # the command the Space's README quotes is the real deploy, not the rehearsal
+        without = [w for i, w in enumerate(words) if w != "--dry-run" and (i == 0 or words[i - 1] != "--dry-run")]
+        words = [w for w in without if not w.startswith("--dry-run=")]
+    command = "python app.py " + shlex.join(words)
     try:
-        url = deploy_space(args.deploy, args.model, args.tta, args.hardware, args.private, command)
+        if args.dry_run:
+            print(dry_run(Path(args.dry_run), args.deploy, args.model, args.tta, args.hardware, args.private, command))
+            print("dry run: nothing was sent; without --dry-run, the same command uploads these files")
+            return
+        url, done = deploy_space(args.deploy, args.model, args.tta, args.hardware, args.private, command)
     except DeployError as error:
         sys.exit(f"error: {error}")
+    print("\n".join(done))
     print(f"deployed {args.model} to {url} (the Space builds and starts in a few minutes)")
 
 

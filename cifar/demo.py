@@ -16,6 +16,8 @@ from .run_folder import Run
 # Chosen for a 2-core CPU: 4 requests run at once (each takes a few ms of model time), up to 64 wait,
 # more are turned away with a "queue full" message instead of piling up.
 CONCURRENCY_LIMIT = 4
+# The most GPU time a handler asks for on a ZeroGPU Space (the platform's default is 60 s): see build_demo.
+GPU_SECONDS = {"quick": 15, "Score-CAM": 45}
 QUEUE_SIZE = 64
 MAX_UPLOAD = "10mb"  # a photo is well under; anything larger is refused before it reaches us
 # Gradio draws an uploaded image no larger than its own size: a 32x32 CIFAR picture (every example)
@@ -71,12 +73,22 @@ def faithfulness_tab_text(run: Run) -> str:
 
 def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -> gr.Blocks:
     handlers = Demo(run, tta)
-    # The handlers that run the model: on a ZeroGPU Space each call holds a GPU (cifar/device.py).
+    # The handlers that run the model: on a ZeroGPU Space each call holds a GPU for at most the seconds given
+    # (cifar/device.py). Both bounds are this 2-core CPU's own times with room to spare (a GPU only shortens
+    # them): a prediction, a gradient heatmap or a ROAD score takes well under a second, Score-CAM (a forward
+    # pass per channel) up to 12 s, every method side by side about 15 s.
+    quick = GPU_SECONDS["quick"]
+
+    def may_run_score_cam(*args, **kwargs):  # called with the handler's own arguments
+        return GPU_SECONDS["Score-CAM"] if "Score-CAM" in (*args, *kwargs.values()) else quick
+
     (predict, explain, analyze, refresh_explanation, refresh_heatmap, faithfulness, refresh_faithfulness, contrast,
-     compare_methods, misclassified, mistake_evidence) = (gpu_task(handler) for handler in (
-        handlers.predict, handlers.explain, handlers.analyze, handlers.refresh_explanation, handlers.refresh_heatmap,
-        handlers.faithfulness, handlers.refresh_faithfulness, handlers.contrast, handlers.compare_methods,
-        handlers.misclassified, handlers.mistake_evidence))
+     compare_methods, misclassified, mistake_evidence) = (gpu_task(handler, seconds) for handler, seconds in (
+        (handlers.predict, quick), (handlers.explain, may_run_score_cam), (handlers.analyze, may_run_score_cam),
+        (handlers.refresh_explanation, may_run_score_cam), (handlers.refresh_heatmap, may_run_score_cam),
+        (handlers.faithfulness, quick), (handlers.refresh_faithfulness, quick),
+        (handlers.contrast, may_run_score_cam), (handlers.compare_methods, GPU_SECONDS["Score-CAM"]),
+        (handlers.misclassified, quick), (handlers.mistake_evidence, quick)))
     classes = run.classes
     accuracy = 100 * handlers.test_accuracy
     with gr.Blocks(title="CIFAR-10 ResNet-18 + Grad-CAM", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:

@@ -48,12 +48,13 @@ def on_zero_gpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
-def gpu_task(handler):
-    """On a ZeroGPU Space, `handler` holds a GPU for each call (the `spaces` package's @spaces.GPU: the GPU is
-    attached to the process only while a handler runs). Anywhere else, `handler` itself: `spaces` is not
-    even imported (it patches Gradio and torch when it is)."""
+def gpu_task(handler, seconds):
+    """On a ZeroGPU Space, `handler` holds a GPU for each call, for at most `seconds` (a number, or a function
+    of the handler's arguments): the `spaces` package's @spaces.GPU(duration=...), which attaches the GPU to
+    the process only while a handler runs; shorter durations wait less in the platform's queue. Anywhere
+    else, `handler` itself: `spaces` is not even imported (it patches Gradio and torch when it is)."""
     if not on_zero_gpu():
         return handler
     import spaces
 
-    return spaces.GPU(handler)
+    return spaces.GPU(handler, duration=seconds)

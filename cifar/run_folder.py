@@ -121,8 +121,10 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
 def is_repo_id(path_or_repo_id: str) -> bool:
-    """A Hub repo id (USER/NAME) rather than a local path: nothing on disk by that name, and not ./x or ../x."""
-    return (not Path(path_or_repo_id).exists() and not path_or_repo_id.startswith(".")
+    """A Hub repo id (USER/NAME) rather than a local path: nothing on disk by that name, not ./x or ../x, and
+    USER is not a local folder (`runs/fsat` is a mistyped folder in runs/, not a repo of a user called runs)."""
+    path = Path(path_or_repo_id)
+    return (not path.exists() and not path.parent.is_dir() and not path_or_repo_id.startswith(".")
             and re.fullmatch(r"[\w.-]+/[\w.-]+", path_or_repo_id) is not None)
 
 
@@ -132,7 +134,9 @@ def locate(path_or_repo_id: str) -> Path:
     if path.is_dir():
         return path
     if not is_repo_id(path_or_repo_id):
-        raise RunFolderError(f"no such run folder: {path_or_repo_id}")
+        siblings = sorted(p.name for p in path.parent.iterdir() if p.is_dir()) if path.parent.is_dir() else []
+        there = f" ({path.parent} holds: {', '.join(siblings)})" if siblings else ""
+        raise RunFolderError(f"no such run folder: {path_or_repo_id}{there}")
     from huggingface_hub import snapshot_download
 
     try:

@@ -1,25 +1,34 @@
 """The app as a Hugging Face Space: the folder a Space needs, staged locally, and its upload.
 
-    python app.py --deploy USER/SPACE                         # the bundled model, uploaded with the app
+    python app.py --deploy USER/SPACE                         # the bundled model on ZeroGPU (a free account can)
     python app.py --deploy USER/SPACE --model runs/fast       # another run folder, uploaded with the app
     python app.py --deploy USER/SPACE --model USER/MODEL      # a model repo, fetched when the Space builds
-    python app.py --deploy USER/SPACE --hardware t4-small --private
+    python app.py --deploy USER/SPACE --hardware cpu-basic    # other hardware: PRO (cpu-basic) or billing (GPUs)
+    python app.py --deploy USER/SPACE --dry-run DIR           # stage the upload in DIR and say what would be sent
 
 The upload is exactly the staged folder (an explicit allow-list), sent through the Hub's HTTP API, which
 stores large files properly; never git, whose pushes the Hub refuses for binary files over ~1 MB outside
 LFS (this repository's history holds 22 MB weights). The Space then mirrors the folder: files of an
 earlier deploy that are not in it are deleted.
+
+A new Space is created on ZeroGPU unless --hardware says otherwise: it is the only hardware on which a free
+account may run a Gradio Space, and the hardware must be asked for in the create request itself (a free
+account's request for a Gradio Space on the default cpu-basic is refused with 402 before any later request
+could change it). The staged folder is what ZeroGPU accepts (cifar/platforms.py): its Python, a torch it
+supports, and neither `spaces` nor `gradio`, which the platform brings. Every hardware gets the same folder:
+one stack, the one `.ci/platform-stack` proves.
 """
 
 import json
-import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from huggingface_hub import HfApi, SpaceCardData, SpaceHardware, get_token
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+from .platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
 from .run_folder import FAITHFULNESS_FILE, REQUIRED_FILES, RunFolderError, is_repo_id, load_run
 
 ROOT = Path(__file__).parent.parent
@@ -29,29 +38,26 @@ RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png"
 # Added to a run after training (python -m cifar.faithfulness_table): shipped when the run has it. Not preloaded
 # from a model repo, which may not have it; the app fetches it at start-up when it is there.
 OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE,)
-PYTHON_VERSION = "3.11"  # the Python CI tests on (tests/test_space.py holds them equal)
-# ZeroGPU support (cifar/device.py); only a Space needs it. The SDK installs Gradio itself (sdk_version), and
-# torchvision only downloads the dataset for training.
-SPACE_ONLY_REQUIREMENTS = ["spaces==0.51.3"]
-NOT_ON_A_SPACE = ("gradio", "torchvision")
+PYTHON_VERSION = ZERO_GPU.pythons[0]
+TORCH = f"torch=={ZERO_GPU.torches[0]}"
+# The platform brings Gradio (at sdk_version) and `spaces`; torchvision only downloads the dataset for training.
+NOT_ON_A_SPACE = ("gradio", "spaces", "torchvision")
 HARDWARE = tuple(flavor.value for flavor in SpaceHardware)
+# What the Spaces configuration reference accepts as suggested_hardware: every flavour but ZeroGPU's.
+SUGGESTIBLE_HARDWARE = tuple(flavor for flavor in HARDWARE if flavor != ZERO_GPU_HARDWARE)
 
 
 class DeployError(RuntimeError):
     """A deploy that could not be done; the message says why and what to do. Local files are untouched."""
 
 
-def requirement_pins() -> dict:
-    """{package: the line of requirements.txt that pins it}."""
-    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
-    return {re.split(r"[=<>!~\[ ]", line, 1)[0].lower(): line for line in lines if line and not line.startswith("#")}
-
-
 def space_requirements() -> str:
-    pins = [line for name, line in requirement_pins().items() if name not in NOT_ON_A_SPACE]
-    return "\n".join(["# The Space's runtime: the app's requirements.txt without Gradio (the Space's sdk_version)",
-                      "# and torchvision (training only), plus the ZeroGPU package.", *pins,
-                      *SPACE_ONLY_REQUIREMENTS]) + "\n"
+    pins = {name: line for name, line in read_requirements(ROOT / "requirements.txt").items()
+            if name not in NOT_ON_A_SPACE}
+    pins["torch"] = TORCH
+    return "\n".join([f"# The Space's runtime: the app's requirements.txt with the newest torch that {ZERO_GPU.name}s",
+                      "# run, without Gradio and spaces (the platform's own) and torchvision (training only).",
+                      *pins.values()]) + "\n"
 
 
 def front_matter(model: str, hardware: str | None = None) -> SpaceCardData:
@@ -62,9 +68,9 @@ def front_matter(model: str, hardware: str | None = None) -> SpaceCardData:
              "short_description": "CIFAR-10 ResNet-18: predictions and Grad-CAM"}
     if is_repo_id(model):
         extra["preload_from_hub"] = [f"{model} {','.join(RUN_FILES)}"]
-    if hardware:
+    if hardware in SUGGESTIBLE_HARDWARE:
         extra["suggested_hardware"] = hardware
-    gradio_pin = requirement_pins()["gradio"].split("==")[1]
+    gradio_pin = read_requirements(ROOT / "requirements.txt")["gradio"].split("==")[1]
     return SpaceCardData(title="CIFAR-10 ResNet-18 + Grad-CAM", sdk="gradio", sdk_version=gradio_pin,
                          python_version=PYTHON_VERSION, app_file="app.py", license="mit",
                          models=[model] if is_repo_id(model) else None, **extra)
@@ -80,12 +86,14 @@ def space_readme(model: str, hardware: str | None, command: str) -> str:
 # CIFAR-10 ResNet-18 + Grad-CAM
 
 A ResNet-18 trained from scratch on CIFAR-10: upload a picture of an airplane, automobile, bird, cat, deer,
-dog, frog, horse, ship or truck, see what the model predicts and where it looked (six CAM methods, from
-Grad-CAM to Eigen-CAM, at any layer, for any class), its training curves and its most confident mistakes.
+dog, frog, horse, ship or truck, see what the model predicts and where it looked (seven CAM methods, from
+Grad-CAM to Score-CAM and Eigen-CAM, at any layer, for any class, each with its ROAD faithfulness score), its
+training curves and its most confident mistakes.
 It serves {served}; `{SPACE_CONFIG}` says which, and with which test-time augmentation.
 
 Deployed from cifar-resnet-gradcam with `{command}`. It runs on whatever hardware the Space has: on a
-GPU when there is one (on ZeroGPU hardware each request asks for it), else on the CPU; the page says which.
+GPU when there is one (on ZeroGPU each request that runs the model holds one for as long as it needs), else on
+the CPU; the page says which.
 """
 
 
@@ -116,8 +124,8 @@ def stage_space(folder: Path, model: str, tta: str | None = None, hardware: str 
     return sorted([*copies.values(), *written])
 
 
-def check_request(space_id: str, hardware: str | None) -> str:
-    """The token, once the request is known to be well-formed; DeployError otherwise. Nothing is sent."""
+def check_request(space_id: str, hardware: str | None) -> None:
+    """DeployError unless the request is well-formed. Nothing is sent."""
     try:
         validate_repo_id(space_id)
         if "/" not in space_id:
@@ -126,6 +134,9 @@ def check_request(space_id: str, hardware: str | None) -> str:
         raise DeployError(f"{space_id!r} is not a Space id: write it as USER/NAME (or ORG/NAME)") from None
     if hardware and hardware not in HARDWARE:
         raise DeployError(f"unknown hardware {hardware!r}: choose one of {', '.join(HARDWARE)}")
+
+
+def the_token() -> str:
     token = get_token()
     if not token:
         raise DeployError("deploying needs a Hugging Face token with write access: set HF_TOKEN or run "
@@ -133,28 +144,103 @@ def check_request(space_id: str, hardware: str | None) -> str:
     return token
 
 
+def describe_request(space_id: str, model: str, tta: str | None, hardware: str | None, private: bool) -> str:
+    """What a deploy asks the Hub for, in words (printed by --dry-run)."""
+    served = f"the model repo {model} (fetched when the Space builds)" if is_repo_id(model) else f"the run folder {model}"
+    return "\n".join([
+        f"Space:      {space_id} (Gradio SDK, created if it does not exist, else updated)",
+        f"hardware:   {hardware or ZERO_GPU_HARDWARE + ' (ZeroGPU) for a new Space; an existing one keeps its own'}",
+        f"visibility: {'private' if private else 'public for a new Space; an existing one keeps its own'}",
+        f"model:      {served}, test-time augmentation {tta or 'of the run'}"])
+
+
+def hub_refusal(error: HfHubHTTPError, space_id: str, hardware: str | None) -> str:
+    """The Hub's own reason for refusing a request, with what the user can do about it."""
+    status = error.response.status_code if error.response is not None else None
+    reason = (error.server_message or str(error).splitlines()[0]).strip()
+    if status == 402:
+        asked = f"on {hardware}" if hardware else "there"
+        return (f"the Hub asks for a paid plan to run {space_id} {asked}: \"{reason}\". A free account can host up "
+                f"to 2 ZeroGPU Spaces: run the same command without --hardware. Gradio Spaces on cpu-basic need "
+                f"PRO; other hardware needs billing (https://huggingface.co/settings/billing)")
+    if status == 401:
+        return (f"the Hub did not accept the token: \"{reason}\". Set HF_TOKEN to a valid token with write access "
+                "(https://huggingface.co/settings/tokens) or run `hf auth login` again")
+    if status == 403:
+        return (f"the token may not create or write {space_id}: \"{reason}\". Use a token with write access to "
+                f"{space_id.split('/')[0]}'s namespace (https://huggingface.co/settings/tokens)")
+    if status == 409:
+        return f"the Hub refused the name {space_id}: \"{reason}\". Choose another Space name"
+    return f"the Hub refused the request (HTTP {status}): \"{reason}\""
+
+
+def dry_run(folder: Path, space_id: str, model: str, tta: str | None = None, hardware: str | None = None,
+            private: bool = False, command: str = "python app.py --deploy") -> str:
+    """Stage into `folder` exactly what a deploy would upload; returns the request in words. No token, no
+    network (so a model repo's contents are checked only by the real deploy)."""
+    check_request(space_id, hardware)
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise DeployError(f"{folder} is not empty: give --dry-run a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    files = stage_space(folder, model, tta, hardware or ZERO_GPU_HARDWARE, command)
+    return "\n".join([describe_request(space_id, model, tta, hardware, private),
+                      f"files ({len(files)}, staged in {folder}):", *(f"  {name}" for name in files)])
+
+
+def existing_space(api: HfApi, space_id: str):
+    """The Space's info, or None when the Hub has no Space of that id (for this token)."""
+    try:
+        return api.space_info(space_id)
+    except RepositoryNotFoundError:
+        return None
+
+
 def deploy_space(space_id: str, model: str, tta: str | None = None, hardware: str | None = None,
-                 private: bool = False, command: str = "python app.py --deploy") -> str:
-    """Create or update the Gradio Space `space_id` serving `model`; returns its URL."""
-    token = check_request(space_id, hardware)
+                 private: bool = False, command: str = "python app.py --deploy") -> tuple:
+    """Create or update the Gradio Space `space_id` serving `model`; returns its URL and what was done."""
+    check_request(space_id, hardware)
+    token = the_token()
     api = HfApi(token=token)
+    done = []
     with tempfile.TemporaryDirectory(prefix="space-") as folder:
-        files = stage_space(Path(folder), model, tta, hardware, command)
+        files = stage_space(Path(folder), model, tta, hardware or ZERO_GPU_HARDWARE, command)
         try:
             if is_repo_id(model):  # the Space would build, then fail to find its model: check first
-                present = {sibling.rfilename for sibling in api.model_info(model).siblings or []}
+                try:
+                    present = {sibling.rfilename for sibling in api.model_info(model).siblings or []}
+                except RepositoryNotFoundError:
+                    raise DeployError(f"{model} is neither a local folder nor a model repo on the Hub "
+                                      "(misspelled, or private to another account?)") from None
                 missing = [name for name in REQUIRED_FILES if name not in present]
                 if missing:
                     raise DeployError(f"the model repo {model} is not a run folder: it lacks {', '.join(missing)}")
-            url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+            space = existing_space(api, space_id)
+            if space is None:
+                url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private,
+                                      space_hardware=hardware or ZERO_GPU_HARDWARE)
+                done.append(f"created {space_id} on {hardware or ZERO_GPU_HARDWARE}, {'private' if private else 'public'}")
+            else:
+                url = f"{api.endpoint}/spaces/{space_id}"
+                if private and not space.private:
+                    api.update_repo_settings(space_id, repo_type="space", private=True)
+                    done.append(f"{space_id} existed and was public: it is now private")
+                elif space.private and not private:
+                    done.append(f"{space_id} existed and stays private (visibility is changed only by --private)")
+                current = (space.runtime.requested_hardware or space.runtime.hardware) if space.runtime else None
+                if hardware and hardware != current:
+                    api.request_space_hardware(space_id, hardware)
+                    done.append(f"asked for {hardware} instead of {current}")
             api.upload_folder(repo_id=space_id, repo_type="space", folder_path=folder, allow_patterns=files,
                               delete_patterns=["*"], commit_message=f"Deploy with `{command}`")
-            if hardware:
-                api.request_space_hardware(space_id, hardware)
+            done.append(f"uploaded {len(files)} files")
         except DeployError:
             raise
-        except Exception as error:  # network, auth, permissions, payment: all end the same way for the user
+        except HfHubHTTPError as error:
+            raise DeployError(hub_refusal(error, space_id, hardware).replace(token, "***") +
+                              ". Nothing local was changed") from None
+        except Exception as error:  # network and the like: all end the same way for the user
             reason = str(error).replace(token, "***").splitlines()[0] if str(error) else type(error).__name__
             raise DeployError(f"deploying to the Space {space_id} failed ({type(error).__name__}: {reason}). "
                               "Nothing local was changed; run the same command again once that is fixed") from None
-    return str(url)
+    return str(url), done

@@ -89,7 +89,7 @@ MUTATIONS = {
                                          'if (Path(model) / name).is_file()}',
                                          '{path: f"{MODEL_DIR}/{path.name}" for path in Path(model).iterdir()}',
                                          ["tests/test_space.py"]),
-    "zero-gpu-never-requested": ("cifar/device.py", "    return spaces.GPU(handler)", "    return handler",
+    "zero-gpu-never-requested": ("cifar/device.py", "    return spaces.GPU(handler, duration=seconds)", "    return handler",
                                  ["tests/test_space.py"]),
     "strip-recomputed-on-every-change": ("cifar/handlers.py",
                                          "return STAGE_LAYERS if layer in STAGE_LAYERS else (*STAGE_LAYERS, layer)",

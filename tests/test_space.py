@@ -2,7 +2,9 @@
 rehearsal of the Space itself: the staged folder started alone, as the Space starts it, and used."""
 
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import types
@@ -13,12 +15,17 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from huggingface_hub import SpaceCard
+from packaging.requirements import Requirement
 
 from cifar import space
+from cifar.demo import GPU_SECONDS
+from cifar.platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
 from cifar.space import HARDWARE, MODEL_DIR, RUN_FILES, DeployError, deploy_space, stage_space
 from cifar.training import STATE_NAME
+from tests import hub_server
+from tests.hub_server import Account, StandInHub, serving
 from tests.test_app import EXAMPLES, ROOT, app_process
-from tests.test_hub import REPO_ID, TOKEN, fake_api, prefilled_hub_cache  # noqa: F401  (fixture)
+from tests.test_hub import REPO_ID, RUN_FILES_IN_A_REPO, TOKEN, fake_api, prefilled_hub_cache  # noqa: F401  (fixture)
 
 SPACE_ID = "me/cifar-demo"
 APP_FILES = ["app.py", *sorted(f"cifar/{p.name}" for p in (ROOT / "cifar").glob("*.py")),
@@ -58,9 +65,23 @@ def test_the_space_holds_the_app_and_the_run_and_nothing_else(run_on_disk, tmp_p
     assert files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in RUN_FILES])
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == files
     assert json.loads((folder / "space.json").read_text()) == {"model": MODEL_DIR, "tta": None}
-    requirements = (folder / "requirements.txt").read_text().splitlines()
-    assert "torch==2.14.1" in requirements and any(line.startswith("spaces==") for line in requirements)
-    assert not any(line.startswith(("gradio", "torchvision")) for line in requirements)  # the SDK brings Gradio
+
+
+@pytest.mark.parametrize("hardware", [ZERO_GPU_HARDWARE, "cpu-basic", "t4-small"])
+def test_the_staged_space_is_what_zero_gpu_accepts(run_on_disk, tmp_path, hardware):
+    """Held against the platform's table (cifar/platforms.py): its Python, a torch it runs, and nothing that
+    the platform brings itself. The same folder for every hardware, so a Space can move between them."""
+    folder, _ = staged(tmp_path, run_on_disk, hardware=hardware)
+    config = SpaceCard.load(folder / "README.md").data.to_dict()
+    assert config["python_version"] in ZERO_GPU.pythons
+    requirements = [Requirement(line) for line in (folder / "requirements.txt").read_text().splitlines()
+                    if line and not line.startswith("#")]  # each line is one pip accepts
+    pins = {r.name.lower(): r for r in requirements}
+    assert str(pins["torch"].specifier).removeprefix("==") in ZERO_GPU.torches
+    assert not {"spaces", "gradio", "torchvision"} & set(pins)
+    ours = read_requirements(ROOT / "requirements.txt")  # everything else as the app's own requirements pin it
+    assert {name: str(r) for name, r in pins.items() if name != "torch"} == {
+        name: str(Requirement(line)) for name, line in ours.items() if name not in ("torch", "torchvision", "gradio")}
 
 
 def test_a_model_repo_is_named_not_uploaded(tmp_path):
@@ -77,7 +98,6 @@ def test_front_matter_is_a_valid_space_config(run_on_disk, tmp_path, model):
     config = card.data.to_dict()
     assert config["sdk"] == "gradio" and config["app_file"] == "app.py" and (folder / config["app_file"]).is_file()
     assert config["sdk_version"] == gradio.__version__  # what the suite tests with is what the Space runs
-    assert config["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert config["title"] and config["emoji"] and config["license"] == "mit"
     assert 0 < len(config["short_description"]) <= 60  # the Hub's limit
     assert config["suggested_hardware"] == "t4-small" and config["suggested_hardware"] in HARDWARE
@@ -88,26 +108,117 @@ def test_front_matter_is_a_valid_space_config(run_on_disk, tmp_path, model):
         assert "models" not in config and "preload_from_hub" not in config
 
 
-def test_deploy_goes_through_the_http_api_with_an_allow_list(run_on_disk, fake_api):
-    before = sorted(p.name for p in run_on_disk.iterdir())
-    url = deploy_space(SPACE_ID, str(run_on_disk), hardware="t4-small", private=True)
-    assert url == f"https://huggingface.co/{SPACE_ID}"
-    (_, _, create), (_, _, upload), (_, _, hardware) = fake_api.calls
-    assert create == {"repo_type": "space", "space_sdk": "gradio", "private": True, "exist_ok": True}
-    assert upload["repo_type"] == "space" and upload["delete_patterns"] == ["*"]  # the Space mirrors the upload
-    assert upload["uploaded"] == set(APP_FILES) | {f"{MODEL_DIR}/{name}" for name in RUN_FILES}
-    assert hardware == {"hardware": "t4-small"}
-    assert sorted(p.name for p in run_on_disk.iterdir()) == before
+FREE, PRO = Account("me", TOKEN), Account("pro-user", "hf_pro_token", plan="pro")
 
 
-def test_deploying_a_model_repo_checks_it_first(fake_api):
-    deploy_space(SPACE_ID, REPO_ID)
-    assert [call[:2] for call in fake_api.calls] == [("model_info", REPO_ID), ("create_repo", SPACE_ID),
-                                                     ("upload_folder", SPACE_ID)]
-    fake_api.calls, fake_api.model_files = [], ("README.md", "model.safetensors")
-    with pytest.raises(DeployError, match="is not a run folder: it lacks config.json"):
-        deploy_space(SPACE_ID, REPO_ID)
-    assert [call[0] for call in fake_api.calls] == ["model_info"]  # nothing created, nothing uploaded
+def deploy_command(hub_url, *args, token=TOKEN):
+    """`python app.py --deploy ...` as a user runs it, against the stand-in Hub at `hub_url`."""
+    env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_TOKEN": token, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1",
+           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": os.environ.get("HF_HOME", "/nonexistent-hf-home")}
+    return subprocess.run([sys.executable, "app.py", "--deploy", *args], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env=env)
+
+
+@pytest.fixture
+def hub():
+    standin = StandInHub([FREE, PRO], models={REPO_ID: RUN_FILES_IN_A_REPO})
+    with serving(standin) as url:
+        standin.url = url
+        yield standin
+
+
+def test_a_free_account_deploys_on_zero_gpu(hub, run_on_disk):
+    result = deploy_command(hub.url, "me/cifar-demo", "--model", str(run_on_disk))
+    assert result.returncode == 0, result.stderr
+    assert hub.spaces["me/cifar-demo"].hardware == ZERO_GPU_HARDWARE  # asked for in the create request
+    assert set(hub.spaces["me/cifar-demo"].files) == set(APP_FILES) | {f"{MODEL_DIR}/{name}" for name in RUN_FILES}
+    assert hub.spaces["me/cifar-demo"].files["cifar/space.py"] == (ROOT / "cifar" / "space.py").read_bytes()
+    assert "created me/cifar-demo on zero-a10g, public" in result.stdout
+    assert hub.validated and "suggested_hardware" not in hub.validated[-1]  # ZeroGPU is not a suggestible flavour
+
+
+def test_a_second_deploy_mirrors_the_new_folder(hub, run_on_disk):
+    hub.spaces["me/cifar-demo"] = hub_server.Space(private=False, hardware=ZERO_GPU_HARDWARE,
+                                                   files={"old-file.py": b"", "app.py": b"old"})
+    assert deploy_command(hub.url, "me/cifar-demo", "--model", REPO_ID).returncode == 0
+    assert set(hub.spaces["me/cifar-demo"].files) == set(APP_FILES)  # the old file is gone, no model/ for a repo
+    assert ("POST", "/api/repos/create", f"Bearer {TOKEN}") not in hub.requests
+
+
+@pytest.mark.parametrize("args, token, status, says", [
+    (["me/cifar-demo", "--hardware", "cpu-basic"], TOKEN, 402,
+     [hub_server.FREE_ACCOUNT_ON_CPU, "up to 2 ZeroGPU Spaces: run the same command without --hardware"]),
+    (["me/cifar-demo"], "hf_not_a_token", 401, [hub_server.INVALID_TOKEN, "Set HF_TOKEN to a valid token"]),
+    (["someone-else/cifar-demo"], TOKEN, 403, [hub_server.NOT_YOUR_NAMESPACE, "write access to someone-else's"]),
+])
+def test_the_hubs_reason_reaches_the_user(hub, run_on_disk, args, token, status, says):
+    result = deploy_command(hub.url, *args, "--model", str(run_on_disk), token=token)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    for text in says:
+        assert text in result.stderr
+    assert token not in result.stderr and not hub.spaces
+
+
+def test_a_taken_name_is_named():
+    """A 409 reaches a deploy only in a race (an existing Space is updated, not created): the Hub's reply to a
+    create, read by huggingface_hub's own error handling."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import hf_raise_for_status
+
+    status, body, headers = hub_server.refusal(409, hub_server.NAME_TAKEN)
+    reply = httpx2.Response(status, json=body, headers=headers,
+                            request=httpx2.Request("POST", "https://huggingface.co/api/repos/create"))
+    with pytest.raises(HfHubHTTPError) as error:
+        hf_raise_for_status(reply)
+    assert space.hub_refusal(error.value, "me/x", None) == (
+        'the Hub refused the name me/x: "You already created this space repo". Choose another Space name')
+
+
+def test_a_pro_account_chooses_its_hardware(hub, run_on_disk):
+    assert deploy_command(hub.url, "pro-user/demo", "--hardware", "cpu-basic", "--model", str(run_on_disk),
+                          token=PRO.token).returncode == 0
+    assert hub.spaces["pro-user/demo"].hardware == "cpu-basic"
+    assert hub.validated[-1]["suggested_hardware"] == "cpu-basic"
+
+
+@pytest.mark.parametrize("was_private, private_flag, now_private, says", [
+    (False, True, True, "existed and was public: it is now private"),
+    (True, False, True, "existed and stays private"),
+    (False, False, False, None),
+])
+def test_private_on_a_space_that_exists(hub, run_on_disk, was_private, private_flag, now_private, says):
+    hub.spaces["me/cifar-demo"] = hub_server.Space(private=was_private, hardware=ZERO_GPU_HARDWARE)
+    result = deploy_command(hub.url, "me/cifar-demo", "--model", str(run_on_disk), *(["--private"] if private_flag else []))
+    assert result.returncode == 0, result.stderr
+    assert hub.spaces["me/cifar-demo"].private == now_private
+    assert says is None or says in result.stdout
+
+
+def test_a_mistyped_run_folder_is_named_as_a_folder(hub, tmp_path, run_on_disk):
+    result = deploy_command(hub.url, "me/cifar-demo", "--model", str(run_on_disk.parent / "my-rnu"))
+    assert result.returncode != 0 and "no such run folder" in result.stderr and "my-run" in result.stderr
+    assert hub.requests == []  # nothing was asked of the Hub
+
+
+def test_a_model_repo_that_is_not_there_is_named(hub):
+    result = deploy_command(hub.url, "me/cifar-demo", "--model", "me/no-such-model")
+    assert result.returncode != 0 and "neither a local folder nor a model repo on the Hub" in result.stderr
+    assert not hub.spaces
+
+
+def test_dry_run_stages_the_upload_and_sends_nothing(hub, run_on_disk, tmp_path):
+    result = deploy_command(hub.url, "me/cifar-demo", "--model", str(run_on_disk), "--dry-run", str(tmp_path / "dry"),
+                            token="")
+    assert result.returncode == 0, result.stderr
+    staged_files = sorted(str(p.relative_to(tmp_path / "dry")) for p in (tmp_path / "dry").rglob("*") if p.is_file())
+    assert staged_files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in RUN_FILES])
+    for line in ["Space:      me/cifar-demo", "hardware:   zero-a10g (ZeroGPU)", "visibility: public",
+                 f"model:      the run folder {run_on_disk}", *(f"  {name}" for name in staged_files)]:
+        assert line in result.stdout
+    assert hub.requests == []
+    readme = (tmp_path / "dry" / "README.md").read_text()  # the command it quotes is the deploy, not the dry run
+    assert f"python app.py --deploy me/cifar-demo --model {run_on_disk}`" in readme and "--dry-run" not in readme
 
 
 @pytest.mark.parametrize("space_id, model, options, message", [
@@ -132,12 +243,13 @@ def test_no_token_says_how_to_get_one(run_on_disk, fake_api, monkeypatch):
     assert fake_api.calls == []
 
 
-def test_an_unreachable_hub_is_a_clear_message_without_the_token(run_on_disk, fake_api):
-    fake_api.fail_with = ConnectionError(f"cannot reach huggingface.co with {TOKEN}")
-    with pytest.raises(DeployError) as error:
-        deploy_space(SPACE_ID, str(run_on_disk))
-    assert "ConnectionError" in str(error.value) and "run the same command again" in str(error.value)
-    assert TOKEN not in str(error.value)
+def test_an_unreachable_hub_is_a_clear_message_without_the_token(run_on_disk):
+    with socket.socket() as closed:  # a port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        result = deploy_command(f"http://127.0.0.1:{closed.getsockname()[1]}", SPACE_ID, "--model", str(run_on_disk))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "ConnectError" in result.stderr and "run the same command again" in result.stderr
+    assert TOKEN not in result.stderr
 
 
 def test_deploy_from_the_command_line_fails_fast_without_a_token():
@@ -176,9 +288,9 @@ def test_on_zero_gpu_the_model_handlers_ask_for_the_gpu(tiny_run, monkeypatch):
 
     asked = []
 
-    def gpu(handler):  # stands in for spaces.GPU: the platform's GPU request around each call
+    def gpu(handler, duration):  # stands in for spaces.GPU: the platform's GPU request around each call
         def holding_a_gpu(*args, **kwargs):
-            asked.append(handler.__name__)
+            asked.append((handler.__name__, duration(*args, **kwargs) if callable(duration) else duration))
             return handler(*args, **kwargs)
         holding_a_gpu.__wrapped__ = handler
         return holding_a_gpu
@@ -186,12 +298,18 @@ def test_on_zero_gpu_the_model_handlers_ask_for_the_gpu(tiny_run, monkeypatch):
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
     run = load_run(str(tiny_run))
     endpoints = lambda demo: {fn.api_name: fn.fn for fn in demo.fns.values()
-                              if fn.api_name in ("predict", "explain", "misclassified")}
+                              if fn.api_name in ("predict", "explain", "compare_methods", "misclassified")}
     plain = endpoints(build_demo(run))
-    assert len(plain) == 3 and not any(hasattr(fn, "__wrapped__") for fn in plain.values())  # elsewhere: as is
+    assert len(plain) == 4 and not any(hasattr(fn, "__wrapped__") for fn in plain.values())  # elsewhere: as is
 
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     on_zero = endpoints(build_demo(run))
-    assert len(on_zero) == 3 and all(hasattr(fn, "__wrapped__") for fn in on_zero.values())
+    assert len(on_zero) == 4 and all(hasattr(fn, "__wrapped__") for fn in on_zero.values())
     on_zero["predict"](EXAMPLES[0], 3)
-    assert asked == ["predict"]
+    for method in ("Grad-CAM", "Score-CAM"):
+        on_zero["explain"](EXAMPLES[0], "layer4", "predicted class", method, 0.5)
+    on_zero["compare_methods"](EXAMPLES[0], "layer1", "predicted class", 0.5)
+    # Score-CAM (a forward pass per channel) and every method side by side ask for longer than the rest.
+    assert asked == [("predict", GPU_SECONDS["quick"]), ("explain", GPU_SECONDS["quick"]),
+                     ("explain", GPU_SECONDS["Score-CAM"]), ("compare_methods", GPU_SECONDS["Score-CAM"])]
+    assert GPU_SECONDS["quick"] < GPU_SECONDS["Score-CAM"] <= 60  # 60 s: the platform's default, the longest queue
