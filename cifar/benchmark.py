@@ -29,7 +29,8 @@ from .evaluate import TTA_MODES, predict_arrays, to_model_input
 from .gradcam import DEFAULT_LAYER, STAGE_LAYERS, GradCAM
 from .inference import image_tensor, probabilities
 from .model import ResNet18
-from .training import loader_workers, make_optimizer, micro_batch_size, mixed_precision, read_json, train_step
+from .training import loader_workers, make_optimizer, micro_batch_size, mixed_precision, train_step
+from .files import read_json
 
 MODEL = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "resnet18-cifar10")
 

@@ -23,7 +23,7 @@ from .faithfulness import NOISE, PERCENTILES, SEED, road
 from .gradcam import LAYERS, METHODS, RandomCAM
 from .inference import image_tensor
 from .run_folder import FAITHFULNESS_FILE, GALLERY_LAYER, GALLERY_METHOD, MISTAKE_SIDES, gallery_heatmaps, load_run
-from .training import atomic_write, read_json, save_json
+from .files import atomic_write, read_json, save_json
 
 TABLE_IMAGES = 500  # the first 50 test images of each class
 BATCH = 50  # images per CAM call: one ROAD call masks 8x as many

@@ -27,7 +27,7 @@ from .faithfulness_table import RANDOM, summary
 from .gradcam import DEFAULT_LAYER, LAYERS, METHODS, STAGE_LAYERS, overlay
 from .inference import BadImage, enlarge, image_tensor, load_image, prepare, probabilities
 from .run_folder import MISTAKE_SIDES, Run, gallery_heatmaps
-from .training import atomic_write
+from .files import atomic_write
 
 PREDICTED = "predicted class"
 RUNNER_UP = "runner-up"

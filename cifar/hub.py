@@ -4,7 +4,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
 
-from .training import STATE_NAME
+from .files import STATE_NAME
 
 # What stays local: the resume state (optimizer etc.) and half-written files.
 NOT_PUSHED = [STATE_NAME, "*.tmp"]

@@ -26,7 +26,7 @@ from .hub import model_card
 from .inference import image_tensor
 from .model import WEIGHTS_NAME, ResNet18
 from .plots import confusion_figure, curve_figure, save_figure
-from .training import STATE_NAME, atomic_write, read_json, save_json
+from .files import STATE_NAME, atomic_write, read_json, save_json
 
 # What the misclassified gallery shows of each mistake: Grad-CAM at the app's default layer for the class the model
 # predicted and for the true class. Stored with the mistakes, because drawing 100 of them is then instant where

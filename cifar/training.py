@@ -21,10 +21,8 @@ from .config import TrainConfig
 from .data import ArrayDataset, EpochLoader, split_validation, train_transform
 from .device import device_name, pick_device
 from .evaluate import loss_and_accuracy, predict_arrays, to_model_input
+from .files import STATE_NAME, atomic_write, save_json
 from .model import ResNet18
-
-STATE_NAME = "training_state.pt"  # optimizer + schedule + history; never shipped or pushed
-
 
 def loader_workers(config: TrainConfig, device: torch.device) -> int:
     """DataLoader worker processes. A GPU needs 8 to be fed; on a CPU the augmentations run ~100x faster
@@ -51,22 +49,6 @@ def distributed(device: torch.device) -> tuple[int, int]:
 
 def is_main_process() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file and rename: a crash mid-write leaves the old file intact."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def save_json(path: Path, data) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
 
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.SGD:

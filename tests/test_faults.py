@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cifar.training import STATE_NAME, atomic_write
+from cifar.files import STATE_NAME, atomic_write
 from tests.conftest import npz_folder, synthetic_cifar
 from tests.test_training import without_timings
 

@@ -13,7 +13,7 @@ from cifar import hub
 from cifar.hub import PushError, push_run
 from cifar.model import ResNet18
 from cifar.run_folder import load_run
-from cifar.training import STATE_NAME
+from cifar.files import STATE_NAME
 from tests.test_app import EXAMPLES, app_process
 from tests.test_training import RUN_FILES
 

@@ -21,7 +21,7 @@ from cifar import space
 from cifar.demo import GPU_SECONDS
 from cifar.platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
 from cifar.space import HARDWARE, MODEL_DIR, RUN_FILES, DeployError, deploy_space, stage_space
-from cifar.training import STATE_NAME
+from cifar.files import STATE_NAME
 from tests import hub_server
 from tests.hub_server import Account, StandInHub, serving
 from tests.test_app import EXAMPLES, ROOT, app_process

@@ -12,7 +12,8 @@ from cifar import training
 from cifar.config import RECIPES, TrainConfig, make_config
 from cifar.hub import model_card, recipe_text
 from cifar.run_folder import finish_run
-from cifar.training import STATE_NAME, micro_batch_size, one_cycle, train, train_step
+from cifar.files import STATE_NAME
+from cifar.training import micro_batch_size, one_cycle, train, train_step
 from tests.conftest import synthetic_cifar
 
 RUN_FILES = {"model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz",
