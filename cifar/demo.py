@@ -2,19 +2,23 @@
 which is also a named API endpoint.
 """
 
+import copy
 import re
+import threading
 
 import gradio as gr
 
-from .device import device_name, gpu_task, model_device
+from .device import device_name, gpu_task, model_device, on_zero_gpu
 from .faithfulness_table import markdown as faithfulness_markdown
-from .gradcam import DEFAULT_LAYER, LAYERS, METHODS
-from .handlers import ALL, CACHE_SECONDS, MAX_GALLERY, METHOD_COSTS, PREDICTED, RUNNER_UP, Demo
+from .explainer import DEFAULT_LAYER, DEFAULT_METHOD, GALLERY_LAYER, GALLERY_METHOD, LAYERS
+from .gradcam import METHODS
+from .handlers import ALL, MAX_GALLERY, METHOD_COSTS, PREDICTED, RUNNER_UP, Handlers
 from .inference import DISPLAY_SIZE
+from .pictures import CACHE_SECONDS
 from .run_folder import Run
 
-# Chosen for a 2-core CPU: 4 requests run at once (each takes a few ms of model time), up to 64 wait,
-# more are turned away with a "queue full" message instead of piling up.
+# Chosen for a 2-core CPU: 4 requests run at once (most take milliseconds of model time, a Score-CAM seconds), up
+# to 64 wait, more are turned away with a "queue full" message instead of piling up.
 CONCURRENCY_LIMIT = 4
 # The most GPU time a handler asks for on a ZeroGPU Space (the platform's default is 60 s): see build_demo.
 GPU_SECONDS = {"quick": 15, "Score-CAM": 45}
@@ -71,24 +75,56 @@ def faithfulness_tab_text(run: Run) -> str:
             "test images, against random maps at the same layer.\n\n" + faithfulness_markdown(run.faithfulness))
 
 
+class ExampleAnswers:
+    """The example click's handler: (the example, its prediction, heatmap and caption). The examples are the same for
+    every visitor and their most common first click, so their answers at the page's default controls (and the strip
+    and scores that follow, which the engine remembers) are computed once, in the background from start-up: start-up
+    does not wait, and a click before they are ready computes its own. Not on ZeroGPU, which attaches a GPU to
+    requests only."""
+
+    DEFAULTS = (3, DEFAULT_LAYER, PREDICTED, DEFAULT_METHOD, 0.5)  # top-k, layer, target, method, opacity
+
+    def __init__(self, handlers: Handlers, examples: list, analyze):
+        self.examples, self.analyze, self.ready = examples, analyze, {}
+        # Not a daemon: a process that exits (Ctrl-C) while it runs waits the few seconds it has left, where a daemon
+        # thread would be killed inside torch (the process then aborts).
+        self.thread = threading.Thread(target=self._precompute, args=(handlers,), name="example-answers")
+        if examples and not on_zero_gpu():
+            self.thread.start()
+
+    def _precompute(self, handlers: Handlers):
+        for index, path in enumerate(self.examples):
+            self.ready[index] = handlers.analyze(path, *self.DEFAULTS)
+            handlers.refresh_strip(path, *self.DEFAULTS[1:])
+            handlers.refresh_faithfulness(path, *self.DEFAULTS[1:-1])
+
+    def __call__(self, index, *controls):
+        if tuple(controls) == self.DEFAULTS and index in self.ready:
+            return self.examples[index], *copy.deepcopy(self.ready[index])  # Gradio consumes the update it is given
+        return self.examples[index], *self.analyze(self.examples[index], *controls)
+
+
 def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -> gr.Blocks:
-    handlers = Demo(run, tta)
+    handlers = Handlers(run, tta)
     # The handlers that run the model: on a ZeroGPU Space each call holds a GPU for at most the seconds given
     # (cifar/device.py). Both bounds are this 2-core CPU's own times with room to spare (a GPU only shortens
     # them): a prediction, a gradient heatmap or a ROAD score takes well under a second, Score-CAM (a forward
-    # pass per channel) up to 12 s, every method side by side about 15 s.
+    # pass per channel) up to 12 s with its strip and scores, every method side by side about 15 s.
     quick = GPU_SECONDS["quick"]
 
     def may_run_score_cam(*args, **kwargs):  # called with the handler's own arguments
         return GPU_SECONDS["Score-CAM"] if "Score-CAM" in (*args, *kwargs.values()) else quick
 
-    (predict, explain, analyze, refresh_explanation, refresh_heatmap, faithfulness, refresh_faithfulness, contrast,
-     compare_methods, misclassified, mistake_evidence) = (gpu_task(handler, seconds) for handler, seconds in (
-        (handlers.predict, quick), (handlers.explain, may_run_score_cam), (handlers.analyze, may_run_score_cam),
-        (handlers.refresh_explanation, may_run_score_cam), (handlers.refresh_heatmap, may_run_score_cam),
-        (handlers.faithfulness, quick), (handlers.refresh_faithfulness, quick),
-        (handlers.contrast, may_run_score_cam), (handlers.compare_methods, GPU_SECONDS["Score-CAM"]),
-        (handlers.misclassified, quick), (handlers.mistake_evidence, quick)))
+    (predict, explain, analyze, refresh_heatmap, refresh_strip, faithfulness, refresh_faithfulness, contrast,
+     refresh_contrast, compare_methods, refresh_compare_methods, misclassified, mistake_evidence) = (
+        gpu_task(handler, seconds) for handler, seconds in (
+            (handlers.predict, quick), (handlers.explain, may_run_score_cam), (handlers.analyze, may_run_score_cam),
+            (handlers.refresh_heatmap, may_run_score_cam), (handlers.refresh_strip, may_run_score_cam),
+            (handlers.faithfulness, may_run_score_cam), (handlers.refresh_faithfulness, may_run_score_cam),
+            (handlers.contrast, may_run_score_cam), (handlers.refresh_contrast, may_run_score_cam),
+            (handlers.compare_methods, GPU_SECONDS["Score-CAM"]), (handlers.refresh_compare_methods, GPU_SECONDS["Score-CAM"]),
+            (handlers.misclassified, quick), (handlers.mistake_evidence, quick)))
+    example_click = ExampleAnswers(handlers, examples or [], analyze)
     classes = run.classes
     accuracy = 100 * handlers.test_accuracy
     with gr.Blocks(title="CIFAR-10 ResNet-18 + Grad-CAM", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
@@ -111,43 +147,47 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                 with gr.Column():
                     layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="Target layer", elem_id="target-layer")
                     target = gr.Dropdown([PREDICTED] + classes, value=PREDICTED, label="Target class")
-                    method = gr.Radio(list(METHODS), value="Grad-CAM", label="Method", info=METHOD_COSTS)
+                    method = gr.Radio(list(METHODS), value=DEFAULT_METHOD, label="Method", info=METHOD_COSTS)
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity")
                 with gr.Column():
                     caption = gr.Markdown(elem_id="caption")
-                    heatmap = gr.Image(label="Grad-CAM", height=DISPLAY_SIZE, interactive=False, elem_id="heatmap")
+                    heatmap = gr.Image(label=f"{DEFAULT_METHOD} at {DEFAULT_LAYER}", height=DISPLAY_SIZE,
+                                       interactive=False, elem_id="heatmap")
                     score = gr.Markdown(elem_id="faithfulness")
                     scores = gr.JSON(visible=False)
             strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height=300, elem_id="stages")
             explain_inputs = [image, layer, target, method, opacity]
-            explain_outputs = [heatmap, strip, caption]
             score_inputs, score_outputs = [image, layer, target, method], [score, scores]
-            # The score (8 masked forward passes a heatmap) follows the heatmap, which does not wait for it.
+            # Each step shows as soon as it is ready: the chosen layer's heatmap, then the strip of the four stages,
+            # then the ROAD scores (8 masked forward passes a heatmap). For Score-CAM each is seconds.
             classify.click(predict, [image, top_k], [label, model_view], api_name="predict").then(
-                explain, explain_inputs, explain_outputs, api_name="explain").then(
+                explain, explain_inputs, [heatmap, strip, caption], api_name="explain").then(
                 faithfulness, score_inputs, score_outputs, api_name="faithfulness")
             analyze_inputs = [image, top_k, layer, target, method, opacity]
-            analyze_outputs = [label, model_view] + explain_outputs
-            image.upload(analyze, analyze_inputs, analyze_outputs, api_visibility="private").then(
-                refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
+            analyze_outputs = [label, model_view, heatmap, caption]
+
+            def then_strip_and_scores(event):
+                return event.then(refresh_strip, explain_inputs, strip, api_visibility="private").then(
+                    refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
+
+            then_strip_and_scores(image.upload(analyze, analyze_inputs, analyze_outputs, api_visibility="private"))
             if examples:
                 with examples_slot:
                     example_choice = gr.Dataset(components=[image], samples=[[path] for path in examples], type="index",
                                                 label="Examples (CIFAR-10 test images): click one")
-                # One event brings the example, its prediction and its explanation: gr.Examples would put the
-                # example in the input first and explain it in a second round trip (~100 ms more, BENCHMARKS.md).
-                example_choice.click(lambda index, *controls: (examples[index], *analyze(examples[index], *controls)),
-                                     [example_choice] + analyze_inputs[1:], [image] + analyze_outputs,
-                                     api_visibility="private").then(
-                    refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
+                # One event brings the example, its prediction and its heatmap: gr.Examples would put the example
+                # in the input first and explain it in a second round trip (~100 ms more, BENCHMARKS.md).
+                then_strip_and_scores(example_choice.click(example_click, [example_choice] + analyze_inputs[1:],
+                                                           [image] + analyze_outputs, api_visibility="private"))
             # A new layer changes the heatmap only: the strip shows the four stages whichever layer is chosen.
             layer.change(refresh_heatmap, explain_inputs, [heatmap, caption], api_visibility="private").then(
                 refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
             for control in (target, method):
-                control.change(refresh_explanation, explain_inputs, explain_outputs, api_visibility="private").then(
-                    refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
-            opacity.change(refresh_explanation, explain_inputs, explain_outputs, api_visibility="private")
-        with gr.Tab("Compare"):
+                then_strip_and_scores(control.change(refresh_heatmap, explain_inputs, [heatmap, caption],
+                                                     api_visibility="private"))
+            opacity.change(refresh_heatmap, explain_inputs, [heatmap, caption], api_visibility="private").then(
+                refresh_strip, explain_inputs, strip, api_visibility="private")
+        with gr.Tab("Compare") as compare_tab:
             gr.Markdown("The picture, layer, method and class chosen on **Predict & explain**, seen another way. "
                         "Each heatmap carries its ROAD faithfulness score (higher is more faithful to the model; "
                         "random maps score about 0).")
@@ -157,14 +197,18 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
             contrast_text = gr.Markdown()
             contrast_gallery = gr.Gallery(label="Predicted class · other class · what separates them", columns=3,
                                           height="auto", elem_id="contrast")
-            contrast_button.click(contrast, [image, rival, layer, method, opacity], [contrast_gallery, contrast_text],
-                                  api_name="contrast")
+            contrast_inputs, contrast_outputs = [image, rival, layer, method, opacity], [contrast_gallery, contrast_text]
+            contrast_button.click(contrast, contrast_inputs, contrast_outputs, api_name="contrast")
             compare_button = gr.Button("Every method, side by side")
             compare_text = gr.Markdown()
             compare_gallery = gr.Gallery(label="Every method, most faithful first", columns=len(METHODS),
                                          height="auto", elem_id="all-methods")
-            compare_button.click(compare_methods, [image, layer, target, opacity], [compare_gallery, compare_text],
-                                 api_name="compare_methods")
+            compare_inputs, compare_outputs = [image, layer, target, opacity], [compare_gallery, compare_text]
+            compare_button.click(compare_methods, compare_inputs, compare_outputs, api_name="compare_methods")
+            # Opening the tab shows both for the current picture: the contrast first (milliseconds), then every method
+            # (Score-CAM among them: seconds).
+            compare_tab.select(refresh_contrast, contrast_inputs, contrast_outputs, api_visibility="private").then(
+                refresh_compare_methods, compare_inputs, compare_outputs, api_visibility="private")
         with gr.Tab("Training"):
             gr.Markdown(metrics_markdown(run))
             with gr.Row():
@@ -178,7 +222,8 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                 count = gr.Slider(1, MAX_GALLERY, value=25, step=1, label="How many", elem_id="mistake-count")
                 true_class = gr.Dropdown([ALL] + classes, value=ALL, label="True class")
                 predicted_class = gr.Dropdown([ALL] + classes, value=ALL, label="Predicted class")
-                with_gradcam = gr.Checkbox(label=f"Grad-CAM overlay ({DEFAULT_LAYER}) with its ROAD score", elem_id="gradcam-overlay")
+                with_gradcam = gr.Checkbox(label=f"{GALLERY_METHOD} overlay ({GALLERY_LAYER}) with its ROAD score",
+                                           elem_id="gradcam-overlay")
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Misclassified test images: true → predicted (confidence), most confident first", columns=5,
                                  height="auto", elem_id="misclassified")
@@ -190,7 +235,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
             demo.load(misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
             evidence_button = gr.Button("Evidence: predicted class beside true class")
             evidence_text = gr.Markdown()
-            evidence_gallery = gr.Gallery(label=f"Grad-CAM ({DEFAULT_LAYER}) for the predicted class · for the true class",
+            evidence_gallery = gr.Gallery(label=f"{GALLERY_METHOD} ({GALLERY_LAYER}) for the predicted class · for the true class",
                                           columns=4, height="auto", elem_id="mistake-evidence")
             evidence_button.click(mistake_evidence, [count, true_class, predicted_class, opacity],
                                   [evidence_gallery, evidence_text], api_name="mistake_evidence")

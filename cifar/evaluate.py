@@ -85,10 +85,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return torch.from_numpy(logits).softmax(1).numpy()
 
 
+def test_predictions(views: np.ndarray) -> dict:
+    """What predictions.npz holds, from every view's logits: each test image's plain logits, and their mean over
+    the TTA views (float32, (N, classes) each). The suite checks a run against them on a sample of the test set,
+    instead of repeating the whole pass (python -m cifar.reevaluate does that)."""
+    return {"logits": views[0].astype(np.float32), "logits_tta": views.mean(0).astype(np.float32)}
+
+
 def test_report(model, x: np.ndarray, y: np.ndarray, classes: list, tta: str, device="cpu"):
-    """(metrics dict, misclassified arrays) for a trained model on the test set."""
-    views = predict_arrays(model, x, tta, device=device)
-    plain, augmented = views[0], views.mean(0)
+    """(metrics dict, misclassified arrays, per-image predictions) for a trained model on the test set."""
+    predictions = test_predictions(predict_arrays(model, x, tta, device=device))
+    plain, augmented = predictions["logits"], predictions["logits_tta"]
     predicted = augmented.argmax(1)
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)
@@ -113,4 +120,4 @@ def test_report(model, x: np.ndarray, y: np.ndarray, classes: list, tta: str, de
         "confidence": probabilities[wrong, predicted[wrong]].astype(np.float32),
         "index": wrong,
     }
-    return metrics, misclassified
+    return metrics, misclassified, predictions

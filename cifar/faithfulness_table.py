@@ -16,18 +16,15 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .data import load_cifar10
-from .faithfulness import NOISE, PERCENTILES, SEED, road
-from .gradcam import LAYERS, METHODS, RandomCAM
-from .inference import image_tensor
-from .run_folder import FAITHFULNESS_FILE, GALLERY_LAYER, GALLERY_METHOD, MISTAKE_SIDES, gallery_heatmaps, load_run
+from .explainer import GALLERY_LAYER, GALLERY_METHOD, LAYERS, MISTAKE_SIDES, RANDOM, Explainer
+from .faithfulness import NOISE, PERCENTILES, SEED
+from .gradcam import METHODS
+from .run_folder import FAITHFULNESS_FILE, load_run
 from .files import atomic_write, read_json, save_json
 
 TABLE_IMAGES = 500  # the first 50 test images of each class
-BATCH = 50  # images per CAM call: one ROAD call masks 8x as many
-RANDOM = "Random"  # the chance row
 # Left out unless asked for: a forward pass per channel, about 45 minutes of a 2-core CPU at layer4 (500 images).
 COSTLY = ("Score-CAM",)
 CARD_HEADING = "## Faithfulness of the explanations"
@@ -46,23 +43,14 @@ def settings(indices) -> dict:
             "seed": SEED, "test_indices": [int(i) for i in indices]}
 
 
-def scores_per_image(model, images: torch.Tensor, method, layers, targets=None) -> dict:
-    """{layer: ROAD score of each image's heatmap (list)}, heatmaps by the BaseCAM class `method`."""
-    scores, cam = {layer: [] for layer in layers}, method(model, layers)
-    for start in range(0, len(images), BATCH):
-        batch = images[start:start + BATCH]
-        batch_targets = None if targets is None else targets[start:start + BATCH]
-        cams, logits = cam(batch, batch_targets)
-        asked = logits.argmax(1).cpu() if batch_targets is None else torch.as_tensor(batch_targets)
-        for i, layer in enumerate(layers):
-            scores[layer] += road(model, batch, cams[:, i], asked).score.astype(float).round(5).tolist()
-    return scores
+def rounded(scores: np.ndarray) -> list:
+    return scores.astype(float).round(5).tolist()
 
 
 def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) -> dict:
     """The table of the run at run_path, saved into it after each row: an interrupted run keeps its rows."""
     run = load_run(str(run_path))
-    model = run.model.eval()
+    explainer = Explainer(run.model)
     x_test, y_test = load_cifar10(data_dir)["test"]
     indices = table_indices(y_test)
     table = {**settings(indices), "scores": {}}
@@ -70,22 +58,18 @@ def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) ->
         old = read_json(run_path / FAITHFULNESS_FILE)
         if {k: old.get(k) for k in settings(indices)} == settings(indices):
             table = old
-    images = image_tensor(x_test[indices])
+    images = x_test[indices]
     for name in [RANDOM] + list(methods):
-        method = RandomCAM if name == RANDOM else METHODS[name]
         todo = layers if name != RANDOM else [layer for layer in LAYERS if layer not in table["scores"].get(RANDOM, {})]
         if todo:
             log(f"{name}: {', '.join(todo)} on {len(indices)} images")
-            table["scores"].setdefault(name, {}).update(scores_per_image(model, images, method, todo))
+            _, _, scores = explainer.scored(images, todo, name)
+            table["scores"].setdefault(name, {}).update({layer: rounded(scores[:, i]) for i, layer in enumerate(todo)})
             save_json(run_path / FAITHFULNESS_FILE, table)
-    wrong = run.misclassified
     gallery = {}
     for side in MISTAKE_SIDES:  # the heatmaps the gallery draws
-        log(f"misclassified: {GALLERY_METHOD} at {GALLERY_LAYER} for the {side} class of {len(wrong[side])} images")
-        cams = gallery_heatmaps(model, wrong, side)
-        gallery[side] = [score for start in range(0, len(cams), BATCH) for score in road(
-            model, image_tensor(wrong["images"][start:start + BATCH]), cams[start:start + BATCH].astype(np.float32),
-            wrong[side][start:start + BATCH].tolist()).score.astype(float).round(5).tolist()]
+        log(f"misclassified: {GALLERY_METHOD} at {GALLERY_LAYER} for the {side} class of {len(run.misclassified[side])} images")
+        gallery[side] = rounded(explainer.gallery_scores(run.misclassified, side)[1])
     table["misclassified"] = {"method": GALLERY_METHOD, "layer": GALLERY_LAYER, **gallery}
     save_json(run_path / FAITHFULNESS_FILE, table)
     return table

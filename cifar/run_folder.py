@@ -4,7 +4,8 @@
     history.json                     per-epoch curves and the training config
     metrics.json                     test accuracy (plain and TTA), per-class accuracy, confusion matrix
     misclassified.npz                every misclassified test image: images, true, predicted, confidence, and
-                                     the gallery's Grad-CAM of it for each class (heatmap_predicted, heatmap_true)
+                                     the gallery's heatmap of it for each class (heatmap_predicted, heatmap_true)
+    predictions.npz                  each test image's logits, plain and TTA (python -m cifar.reevaluate rewrites it)
     accuracy.png, loss.png, confusion_matrix.png, README.md (model card)
     faithfulness.json                optional, added after training: ROAD of each CAM method and layer
                                      (python -m cifar.faithfulness_table)
@@ -21,39 +22,11 @@ from safetensors import SafetensorError
 
 from .data import split_validation
 from .evaluate import accuracy_by_tta, test_report
-from .gradcam import DEFAULT_LAYER, METHODS
+from .explainer import MISTAKE_SIDES, Explainer, heatmap_key
 from .hub import model_card
-from .inference import image_tensor
 from .model import WEIGHTS_NAME, ResNet18
 from .plots import confusion_figure, curve_figure, save_figure
 from .files import STATE_NAME, atomic_write, read_json, save_json
-
-# What the misclassified gallery shows of each mistake: Grad-CAM at the app's default layer for the class the model
-# predicted and for the true class. Stored with the mistakes, because drawing 100 of them is then instant where
-# computing them takes about a second of a 2-core CPU (BENCHMARKS.md); float16, 0.6 MB a side for ~500 mistakes.
-GALLERY_METHOD, GALLERY_LAYER = "Grad-CAM", DEFAULT_LAYER
-MISTAKE_SIDES = ("predicted", "true")
-
-
-def heatmap_key(side: str) -> str:
-    return f"heatmap_{side}"
-
-
-def mistake_heatmaps(model, images: np.ndarray, classes: np.ndarray, batch: int = 100) -> np.ndarray:
-    """(N, 32, 32) float16: the gallery's heatmap of each uint8 image for its class in `classes`."""
-    cam = METHODS[GALLERY_METHOD](model, GALLERY_LAYER)
-    maps = [cam(image_tensor(images[start:start + batch]), classes[start:start + batch].tolist())[0][:, 0]
-            for start in range(0, len(images), batch)]
-    return np.concatenate(maps).astype(np.float16) if maps else np.zeros((0, *images.shape[1:3]), np.float16)
-
-
-def gallery_heatmaps(model, misclassified: dict, side: str, chosen=slice(None)) -> np.ndarray:
-    """The gallery's heatmaps of the chosen mistakes for their `side` class: as stored with the run, or, for a run
-    written before they were, computed the same way."""
-    if heatmap_key(side) in misclassified:
-        return misclassified[heatmap_key(side)][chosen]
-    return mistake_heatmaps(model, misclassified["images"][chosen], misclassified[side][chosen])
-
 
 def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, device="cpu") -> dict:
     """Write the shipped artifacts of a trained run; returns its metrics.
@@ -67,14 +40,16 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     shipped = ResNet18.from_pretrained(run_dir, map_location=str(device))
     x_test, y_test = data["test"]
     config = history["config"]
-    metrics, misclassified = test_report(shipped, x_test, y_test, shipped.classes, config["tta"], device)
+    metrics, misclassified, predictions = test_report(shipped, x_test, y_test, shipped.classes, config["tta"], device)
+    explainer = Explainer(shipped)
     for side in MISTAKE_SIDES:
-        misclassified[heatmap_key(side)] = mistake_heatmaps(shipped, misclassified["images"], misclassified[side])
+        misclassified[heatmap_key(side)] = explainer.mistake_heatmaps(misclassified["images"], misclassified[side])
     if config["val_size"]:  # what the recipe's choices (its TTA among them) are made on
         _, (x_val, y_val) = split_validation(*data["train"], config["val_size"], config["seed"])
         metrics["val_accuracy_by_tta"] = accuracy_by_tta(shipped, x_val, y_val, device)
     save_json(run_dir / "metrics.json", metrics)
     atomic_write(run_dir / "misclassified.npz", lambda tmp: save_npz(tmp, misclassified))
+    atomic_write(run_dir / PREDICTIONS_FILE, lambda tmp: save_npz(tmp, predictions))
     write_figures(run_dir, history, metrics)
     info = {"train_images": len(data["train"][0]) - config["val_size"], **run_info}
     (run_dir / "README.md").write_text(model_card(metrics, history, info))
@@ -117,6 +92,7 @@ class RunFolderError(ValueError):
 
 REQUIRED_FILES = ("model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz")
 FAITHFULNESS_FILE = "faithfulness.json"
+PREDICTIONS_FILE = "predictions.npz"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 

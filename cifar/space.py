@@ -19,6 +19,7 @@ supports, and neither `spaces` nor `gradio`, which the platform brings. Every ha
 one stack, the one `.ci/platform-stack` proves.
 """
 
+import ast
 import json
 import shutil
 import tempfile
@@ -97,12 +98,39 @@ the CPU; the page says which.
 """
 
 
+def app_modules(entry: str = "app.py") -> list:
+    """The package's files that `entry` imports, directly or through one another, anywhere in their code (an import
+    inside a function counts: app.py imports the page and the deploy code only when asked). What the Space ships:
+    training, its commands and the benchmarks stay home."""
+    found, todo = set(), [ROOT / entry]
+    while todo:
+        path = todo.pop()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                package = path.parent.relative_to(ROOT).parts if node.level else ()
+                names = [".".join((*package, node.module or ""))] if node.level else [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.strip(".").split(".")
+                for depth in range(1, len(parts) + 1):  # a module, and the package __init__ files above it
+                    module = ROOT.joinpath(*parts[:depth])
+                    for candidate in (module.with_suffix(".py"), module / "__init__.py"):
+                        relative = str(candidate.relative_to(ROOT))
+                        if candidate.is_file() and relative not in found:
+                            found.add(relative)
+                            todo.append(candidate)
+    return sorted(found)
+
+
 def stage_space(folder: Path, model: str, tta: str | None = None, hardware: str | None = None,
                 command: str = "python app.py --deploy") -> list:
     """Write into `folder` exactly what the Space needs; returns the files' paths relative to it."""
     folder = Path(folder)
     copies = {ROOT / "app.py": "app.py"}
-    copies.update({path: f"cifar/{path.name}" for path in sorted((ROOT / "cifar").glob("*.py"))})
+    copies.update({ROOT / name: name for name in app_modules()})
     copies.update({path: f"examples/{path.name}" for path in sorted((ROOT / "examples").glob("*.png"))})
     if is_repo_id(model):
         served = model

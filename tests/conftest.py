@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 # huggingface_hub reads these at import time: set them before anything imports it.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -8,9 +9,17 @@ os.environ.pop("HF_TOKEN", None)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from huggingface_hub import HfApi  # noqa: E402
+from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS, ModelInfo  # noqa: E402
+
 from cifar.config import make_config  # noqa: E402
 
 DATASET = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "cifar10")
+ROOT = Path(__file__).parent.parent
+EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.png"))
+# What a finished run folder holds (cifar/run_folder.py), written out.
+RUN_FILES = {"model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz", "predictions.npz",
+             "accuracy.png", "loss.png", "confusion_matrix.png", "README.md"}
 
 
 # One colour per class, far apart in RGB. Both splits share them, so what a model learns from the training
@@ -65,3 +74,70 @@ def tiny_run(tmp_path_factory):
     model = train(make_config(epochs=1, batch_size=16, lr=0.05, workers=0), data, run_dir, progress=False)
     finish_run(run_dir, data, model, {"command": "pytest"})
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def app(tiny_run):
+    from benchmarks.common import free_port
+    from cifar.demo import build_demo, launch
+    from cifar.run_folder import load_run
+
+    demo = build_demo(load_run(str(tiny_run)), EXAMPLES)
+    port = free_port()
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield demo, f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app[1], verbose=False)
+
+TOKEN = "hf_test_secret_token"
+RUN_FILES_IN_A_REPO = (*sorted(RUN_FILES), ".gitattributes")
+REPO_ID = "me/cifar-resnet18"
+
+
+class FakeApi(HfApi):
+    """huggingface_hub.HfApi with the network cut off (the Hub is unreachable here): create_repo and
+    upload_folder record their arguments, and upload_folder lists the files the real one would send,
+    with the library's own filtering of the folder."""
+
+    calls: list = []
+    fail_with: Exception | None = None
+    model_files: tuple = RUN_FILES_IN_A_REPO
+
+    def create_repo(self, repo_id, **kwargs):
+        FakeApi.calls.append(("create_repo", repo_id, kwargs))
+        if FakeApi.fail_with:
+            raise FakeApi.fail_with
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, *, repo_id, folder_path, allow_patterns=None, ignore_patterns=None, **kwargs):
+        operations = self._prepare_upload_folder_additions(
+            folder_path, "", allow_patterns=allow_patterns,
+            ignore_patterns=list(ignore_patterns or []) + DEFAULT_IGNORE_PATTERNS)
+        uploaded = {op.path_in_repo for op in operations}
+        FakeApi.calls.append(("upload_folder", repo_id, {"folder_path": folder_path, "uploaded": uploaded, **kwargs}))
+
+    def request_space_hardware(self, repo_id, hardware, **kwargs):
+        FakeApi.calls.append(("request_space_hardware", repo_id, {"hardware": hardware, **kwargs}))
+
+    def model_info(self, repo_id, **kwargs):
+        FakeApi.calls.append(("model_info", repo_id, kwargs))
+        return ModelInfo(id=repo_id, siblings=[{"rfilename": name} for name in FakeApi.model_files])
+
+    def _validate_yaml(self, content, repo_type=None, token=None):  # the Hub validates the card: offline here
+        pass
+
+
+@pytest.fixture
+def fake_api(monkeypatch):
+    from cifar import hub, space
+
+    FakeApi.calls, FakeApi.fail_with, FakeApi.model_files = [], None, RUN_FILES_IN_A_REPO
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    monkeypatch.setattr(space, "HfApi", FakeApi)
+    return FakeApi

@@ -74,7 +74,7 @@ MUTATIONS = {
     "table-ignores-the-random-baseline": ("cifar/faithfulness_table.py",
                                           "difference = scores - np.asarray(random[layer])", "difference = scores",
                                           ["tests/test_faithfulness.py"]),
-    "stored-scores-of-other-mistakes": ("cifar/handlers.py", "np.asarray(stored[side])[chosen]",
+    "stored-scores-of-other-mistakes": ("cifar/explainer.py", "np.asarray(stored[side])[chosen]",
                                         "np.asarray(stored[side])[:len(chosen)]", ["tests/test_faithfulness.py"]),
     "hooks-left-behind": ("cifar/gradcam.py", "                handle.remove()", "                pass",
                           ["tests/test_gradcam.py"]),
@@ -97,15 +97,15 @@ MUTATIONS = {
     "hubs-reason-dropped": ("cifar/space.py", "reason = (error.server_message or str(error).splitlines()[0]).strip()",
                             "reason = str(error).splitlines()[0]",
                             ["tests/test_space.py::test_the_hubs_reason_reaches_the_user"]),
-    "strip-recomputed-on-every-change": ("cifar/handlers.py",
-                                         "return STAGE_LAYERS if layer in STAGE_LAYERS else (*STAGE_LAYERS, layer)",
-                                         "return tuple(dict.fromkeys((layer, *STAGE_LAYERS)))", ["tests/test_app.py"]),
+    "maps-not-remembered": ("cifar/explainer.py", "known = {layer: self._recent.get((*key, layer)) for layer in layers}",
+                            "known = {layer: None for layer in layers}",
+                            ["tests/test_app.py::test_moving_between_stages_or_scoring_reuses_the_heatmaps_already_computed"]),
     "gallery-heatmaps-of-the-true-class-for-both": ("cifar/run_folder.py",
-                                                    'mistake_heatmaps(shipped, misclassified["images"], misclassified[side])',
-                                                    'mistake_heatmaps(shipped, misclassified["images"], misclassified["true"])',
+                                                    'explainer.mistake_heatmaps(misclassified["images"], misclassified[side])',
+                                                    'explainer.mistake_heatmaps(misclassified["images"], misclassified["true"])',
                                                     ["tests/test_app.py::test_the_gallery_draws_the_heatmaps_stored_with_the"
                                                      "_run_which_are_those_it_would_compute"]),
-    "stored-heatmaps-of-other-mistakes": ("cifar/run_folder.py", "return misclassified[heatmap_key(side)][chosen]",
+    "stored-heatmaps-of-other-mistakes": ("cifar/explainer.py", "return misclassified[heatmap_key(side)][chosen]",
                                           "return misclassified[heatmap_key(side)][:len(chosen)]",
                                           ["tests/test_app.py::test_the_gallery_draws_the_heatmaps_stored_with_the"
                                            "_run_which_are_those_it_would_compute"]),
@@ -114,6 +114,19 @@ MUTATIONS = {
     "predicted-class-filter-ignored": ("cifar/handlers.py",
                                        'keep &= wrong["predicted"] == self.classes.index(predicted_class)',
                                        "keep &= True", ["tests/test_app.py"]),
+    # What the page returns, checked against an independent computation (#22):
+    "top-k-skips-the-most-likely": ("cifar/handlers.py", "best = np.argsort(-probabilities)[:top_k]",
+                                    "best = np.argsort(-probabilities)[1:top_k + 1]",
+                                    ["tests/test_app.py::test_predict_lists_the_most_likely_classes_by_an_independent_forward_pass"]),
+    "model-shown-the-top-left": ("cifar/inference.py", "left, top = (image.width - side) // 2, (image.height - side) // 2",
+                                 "left, top = 0, 0", ["tests/test_app.py::test_the_model_is_shown_the_centre_of_a_wide_picture"]),
+    "methods-pictured-in-their-own-order": ("cifar/handlers.py",
+                                            "gallery = [(image_file(overlay(display, maps[name].maps[layer], opacity))",
+                                            "gallery = [(image_file(overlay(display, maps[list(METHODS)[order.index(name)]]"
+                                            ".maps[layer], opacity))",
+                                            ["tests/test_app.py::test_every_method_side_by_side_most_faithful_first"]),
+    "score-cam-waits-for-the-strip": ("cifar/handlers.py", "    if method in COSTLY_METHODS:\n        return (layer,)\n", "",
+                                      ["tests/test_app.py::test_score_cams_heatmap_does_not_wait_for_its_strip"]),
 }
 
 

@@ -1,11 +1,7 @@
 """The app through its public API, as a gradio_client user sees it, on a loopback port."""
 
-import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,66 +9,24 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from cifar.demo import build_demo, launch
-from cifar.handlers import CLASS_AGNOSTIC
+from benchmarks.common import served
+from cifar.explainer import CLASS_AGNOSTIC
 from cifar.faithfulness import road
 from cifar.gradcam import METHODS, GradCAM
 from cifar.inference import image_tensor, load_image, prepare
+from cifar.pictures import overlay
 from cifar.run_folder import load_run
 
-ROOT = Path(__file__).parent.parent
-EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.png"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import EXAMPLES, ROOT
 
 
 @contextmanager
 def app_process(*args, env=None, cwd=ROOT):
-    """`python app.py ARGS` in `cwd` on a free loopback port (given as a Space gives it, in GRADIO_SERVER_PORT),
-    as a user starts it; yields its URL once it answers. `env` adds to (or, with None values, removes from)
-    this process's environment."""
-    port = free_port()
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": str(port), **(env or {})}
-    server = subprocess.Popen([sys.executable, "app.py", *args], cwd=cwd,
-                              env={k: v for k, v in environment.items() if v is not None},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120  # a start-up limit, not a measurement
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise RuntimeError(f"app.py exited: {server.stdout.read()}") from None
-                if time.monotonic() > deadline:
-                    raise RuntimeError("app.py did not answer within 120 s") from None
-                time.sleep(0.5)
+    """`python app.py ARGS` in `cwd`, as a user starts it; yields its URL once it answers."""
+    with served([sys.executable, "app.py", *args], env=env, cwd=cwd) as (url, _):
         yield url
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-@pytest.fixture(scope="module")
-def app(tiny_run):
-    demo = build_demo(load_run(str(tiny_run)), EXAMPLES)
-    port = free_port()
-    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield demo, f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return Client(app[1], verbose=False)
 
 
 def test_examples_cover_every_class():
@@ -98,6 +52,29 @@ def test_predict_returns_top_k_probabilities_and_the_model_input(client):
     assert seen.shape[:2] == (256, 256)
     # Nearest-neighbour enlargement of a 32x32 image: blocks of 8x8 identical pixels.
     assert (seen[:8, :8] == seen[0, 0]).all()
+
+
+def test_predict_lists_the_most_likely_classes_by_an_independent_forward_pass(client, tiny_run):
+    label, _ = client.predict(handle_file(EXAMPLES[5]), 3, api_name="/predict")
+    from cifar.evaluate import tta_logits  # its views: tests/test_evaluate.py
+
+    run = load_run(str(tiny_run))
+    image = image_tensor(prepare(load_image(EXAMPLES[5]))[0])
+    probabilities = tta_logits(run.model, image, run.metrics["tta"]).softmax(1)[0]
+    top = probabilities.argsort(descending=True)[:3].tolist()
+    assert [c["label"] for c in label["confidences"]] == [run.classes[i] for i in top]
+    assert [c["confidence"] for c in label["confidences"]] == pytest.approx(probabilities[top].tolist(), abs=1e-5)
+
+
+def test_the_model_is_shown_the_centre_of_a_wide_picture(client, tmp_path):
+    # Three squares side by side, red, green, blue: the model sees the green one, reduced to 32x32.
+    wide = np.zeros((64, 192, 3), np.uint8)
+    for i in range(3):
+        wide[:, 64 * i:64 * (i + 1), i] = 255
+    PIL.Image.fromarray(wide).save(tmp_path / "wide.png")
+    _, model_view = client.predict(handle_file(str(tmp_path / "wide.png")), 1, api_name="/predict")
+    seen = np.asarray(PIL.Image.open(model_view).convert("RGB")).astype(int)
+    assert np.abs(seen - [0, 255, 0]).max() <= 1
 
 
 def test_predict_top_k_outside_range_is_refused(client):
@@ -188,8 +165,8 @@ def test_each_mistake_shows_the_evidence_for_its_predicted_and_true_class(client
 
 
 def test_the_gallery_draws_the_heatmaps_stored_with_the_run_which_are_those_it_would_compute(tiny_run):
-    from cifar.handlers import Demo
-    from cifar.run_folder import MISTAKE_SIDES, heatmap_key
+    from cifar.handlers import Handlers
+    from cifar.explainer import MISTAKE_SIDES, heatmap_key
 
     run = load_run(str(tiny_run))
     wrong = run.misclassified
@@ -197,7 +174,7 @@ def test_the_gallery_draws_the_heatmaps_stored_with_the_run_which_are_those_it_w
         live = GradCAM(run.model, "layer4")(image_tensor(wrong["images"]), wrong[side].tolist())[0][:, 0]
         assert wrong[heatmap_key(side)].dtype == np.float16
         np.testing.assert_allclose(wrong[heatmap_key(side)], live, atol=1e-3)  # float16: 11 bits
-    demo = Demo(run)
+    demo = Handlers(run)
     stored = demo.mistake_evidence(4)
     for side in MISTAKE_SIDES:  # a run written before the heatmaps were stored: computed when asked for
         del wrong[heatmap_key(side)]
@@ -238,13 +215,41 @@ def test_why_the_prediction_and_not_another_class(client, tiny_run):
         client.predict(handle_file(EXAMPLES[1]), "runner-up", "layer4", "Eigen-CAM", 0.5, api_name="/contrast")
 
 
-def test_every_method_side_by_side_most_faithful_first(client):
+def test_every_method_side_by_side_most_faithful_first(client, tiny_run):
     gallery, text = client.predict(handle_file(EXAMPLES[4]), "layer3", "predicted class", 0.5,
                                    api_name="/compare_methods")
-    captions = [item["caption"] for item in gallery]
-    assert sorted(caption.split(" · ")[0] for caption in captions) == sorted(METHODS)
-    scores = [float(caption.split("ROAD ")[1]) for caption in captions]
-    assert scores == sorted(scores, reverse=True) and "layer3" in text
+    model = load_run(str(tiny_run)).model  # each method's score computed here, without the app
+    image = image_tensor(prepare(load_image(EXAMPLES[4]))[0])
+    scores = {}
+    for name, method in METHODS.items():
+        cams, logits = method(model, "layer3")(image)
+        scores[name] = float(road(model, image, cams[:, 0], logits.argmax(1).cpu()).score[0])
+    order = sorted(METHODS, key=lambda name: -scores[name])
+    assert [item["caption"].split(" · ")[0] for item in gallery] == order
+    small, display = prepare(load_image(EXAMPLES[4]))
+    for item, name in zip(gallery, order):  # each picture is its caption's method's heatmap
+        cam = METHODS[name](model, "layer3")(image_tensor(small))[0][0, 0]
+        drawn = np.asarray(PIL.Image.open(item["image"]).convert("RGB")).astype(int)
+        assert np.abs(drawn - overlay(display, cam, 0.5)).mean() < 2, name
+    assert "layer3" in text
+
+
+def test_score_cams_heatmap_does_not_wait_for_its_strip(tiny_run):
+    """Score-CAM costs a forward pass per channel: the chosen layer's heatmap is computed alone, and the strip's other
+    stages after it (the chosen layer's map reused). A method that costs one pass computes them all at once."""
+    from cifar.explainer import STAGE_LAYERS
+    from cifar.handlers import Handlers
+
+    handlers = Handlers(load_run(str(tiny_run)))
+    asked, heatmaps = [], handlers.explainer.heatmaps
+    handlers.explainer.heatmaps = lambda images, layers, *args: asked.append(tuple(layers)) or heatmaps(images, layers, *args)
+    controls = ("layer4", "predicted class", "Score-CAM", 0.5)
+    handlers.analyze(EXAMPLES[2], 3, *controls)
+    assert asked == [("layer4",)]
+    handlers.refresh_strip(EXAMPLES[2], *controls)
+    assert asked == [("layer4",), ("layer1", "layer2", "layer3")]
+    handlers.analyze(EXAMPLES[2], 3, "layer4", "predicted class", "Grad-CAM", 0.5)
+    assert asked[-1] == STAGE_LAYERS
 
 
 def test_unknown_class_is_a_clear_error(client):
@@ -253,20 +258,20 @@ def test_unknown_class_is_a_clear_error(client):
 
 
 def test_the_served_tta_is_the_runs_unless_the_deployer_picks_another(tiny_run):
-    from cifar.handlers import Demo
+    from cifar.handlers import Handlers
     from cifar.inference import prepare, probabilities
 
     run = load_run(str(tiny_run))
     small, _ = prepare(PIL.Image.open(EXAMPLES[3]))
     for tta, accuracy in [(None, run.metrics["test_accuracy_tta"]), ("none", run.metrics["test_accuracy"])]:
-        demo = Demo(run, tta)
+        demo = Handlers(run, tta)
         label, _ = demo.predict(EXAMPLES[3], 10)
         expected = probabilities(run.model, small, tta or run.metrics["tta"])
         assert [label[name] for name in run.classes] == pytest.approx(expected.tolist(), abs=1e-6)
         assert demo.test_accuracy == accuracy
     assert probabilities(run.model, small, "none") != pytest.approx(probabilities(run.model, small, "flip"), abs=1e-6)
     with pytest.raises(ValueError, match="tta must be one of"):
-        Demo(run, "rotate")
+        Handlers(run, "rotate")
 
 
 def test_device_is_named_on_the_page_and_a_missing_gpu_is_a_clear_error(app, tiny_run):
@@ -284,9 +289,9 @@ def test_device_is_named_on_the_page_and_a_missing_gpu_is_a_clear_error(app, tin
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_answers_equal_the_cpu_answers(tiny_run):
-    from cifar.handlers import Demo
+    from cifar.handlers import Handlers
 
-    on_cpu, on_gpu = Demo(load_run(str(tiny_run), "cpu")), Demo(load_run(str(tiny_run), "cuda"))
+    on_cpu, on_gpu = Handlers(load_run(str(tiny_run), "cpu")), Handlers(load_run(str(tiny_run), "cuda"))
     for image in EXAMPLES[:3]:
         (cpu_label, _), (gpu_label, _) = on_cpu.predict(image, 10), on_gpu.predict(image, 10)
         assert cpu_label.keys() == gpu_label.keys()
@@ -298,11 +303,11 @@ def test_cuda_answers_equal_the_cpu_answers(tiny_run):
 def test_moving_between_stages_or_scoring_reuses_the_heatmaps_already_computed(tiny_run):
     """What keeps a control change fast: the strip's four stages are computed with the heatmap, so choosing
     another stage, changing the opacity or asking for the score runs no forward pass of the model."""
-    from cifar.handlers import Demo
+    from cifar.handlers import Handlers
 
-    demo = Demo(load_run(str(tiny_run)))
+    demo = Handlers(load_run(str(tiny_run)))
     forwards = []
-    demo.model.register_forward_hook(lambda *args: forwards.append(1))
+    demo.explainer.model.register_forward_hook(lambda *args: forwards.append(1))
     first = demo.explain(EXAMPLES[2], "layer4", "predicted class", "Grad-CAM", 0.5)
     assert forwards
     forwards.clear()
@@ -312,3 +317,21 @@ def test_moving_between_stages_or_scoring_reuses_the_heatmaps_already_computed(t
     scored = len(forwards)
     demo.faithfulness(EXAMPLES[2], "layer2", "predicted class", "Grad-CAM")
     assert scored > 0 and len(forwards) == scored  # the strip's scores are remembered too
+
+
+def test_an_example_click_at_the_default_controls_is_answered_from_start_up(tiny_run):
+    from cifar.demo import ExampleAnswers
+    from cifar.handlers import Handlers
+
+    handlers = Handlers(load_run(str(tiny_run)))
+    click = ExampleAnswers(handlers, EXAMPLES[:2], handlers.analyze)
+    click.thread.join()
+    forwards = []
+    handlers.explainer.model.register_forward_hook(lambda *args: forwards.append(1))
+    image, label, model_view, heatmap, caption = click(1, *ExampleAnswers.DEFAULTS)
+    handlers.refresh_strip(image, *ExampleAnswers.DEFAULTS[1:])  # what the page asks for next
+    handlers.refresh_faithfulness(image, *ExampleAnswers.DEFAULTS[1:-1])
+    assert forwards == []
+    assert (image, label, model_view, heatmap, caption) == (EXAMPLES[1], *handlers.analyze(EXAMPLES[1], *ExampleAnswers.DEFAULTS))
+    click(1, 2, *ExampleAnswers.DEFAULTS[1:])  # other controls: computed for the click
+    assert forwards

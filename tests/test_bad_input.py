@@ -9,7 +9,7 @@ import pytest
 from gradio_client import handle_file
 
 from cifar.inference import enlarge, load_image, prepare, to_rgb
-from tests.test_app import EXAMPLES, app, client  # noqa: F401  (fixtures)
+from tests.conftest import EXAMPLES
 
 
 def png_bytes(image: PIL.Image.Image, **options) -> bytes:

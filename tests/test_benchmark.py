@@ -3,7 +3,7 @@ right thing (the speed itself is measured by `python -m cifar.benchmark`, never 
 
 import json
 
-from cifar.benchmark import bench_gpu, bench_history
+from benchmarks.training import bench_gpu, bench_history
 
 
 def test_gpu_part_runs_every_measurement_on_any_device(capsys):

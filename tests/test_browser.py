@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cifar.gradcam import DEFAULT_LAYER
+from cifar.explainer import DEFAULT_LAYER
 
 from tests.test_app import app_process
 
@@ -125,22 +125,34 @@ def test_the_heatmaps_faithfulness_score_follows_it(page):
     expect(score).to_contain_text("random maps")  # the bundled run's table gives the method's average beside it
 
 
-def test_compare_tab_contrasts_two_classes_and_shows_every_method(page):
+def test_the_compare_tab_fills_itself_for_the_current_picture(page):
     from playwright.sync_api import expect
 
     from cifar.gradcam import METHODS
 
+    page.get_by_role("tab", name="Compare").click()  # no picture yet: it says what to do first
+    expect(page.get_by_text("Upload a picture (or click an example)")).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Predict & explain").click()
     page.locator(".gallery-item").nth(3).click()
     expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
-    page.get_by_role("tab", name="Compare").click()
-    page.get_by_role("button", name="Contrast").click()
+    page.get_by_role("tab", name="Compare").click()  # opened: both filled, no button pressed
     expect(page.locator("#contrast img")).to_have_count(3, timeout=30_000)
     expect(page.locator("#contrast").get_by_text("rather than")).to_be_visible()
-    page.get_by_role("button", name="Every method, side by side").click()
     # Score-CAM is one forward pass per channel: a few seconds at layer4 on a 2-core CPU, more on a busy one.
     expect(page.locator("#all-methods img")).to_have_count(len(METHODS), timeout=120_000)
     expect(page.locator("#all-methods").get_by_text("Score-CAM · ROAD")).to_be_visible()
     screenshot(page, "compare")
+
+
+def test_the_heatmaps_label_names_its_method_and_layer(page):
+    from playwright.sync_api import expect
+
+    page.locator(".gallery-item").nth(3).click()
+    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#heatmap")).to_contain_text(f"Grad-CAM at {DEFAULT_LAYER}")
+    page.get_by_label("LayerCAM").check()
+    expect(page.locator("#heatmap")).to_contain_text(f"LayerCAM at {DEFAULT_LAYER}", timeout=30_000)
+    expect(page.locator("#caption")).to_contain_text("LayerCAM for")
 
 
 def test_misclassified_tab_shows_the_evidence_for_both_classes(page):
@@ -161,3 +173,4 @@ def test_faithfulness_tab_shows_the_runs_table(page):
     table = page.locator("#faithfulness-table")
     expect(table.get_by_role("cell", name="Random", exact=True)).to_be_visible(timeout=30_000)
     expect(table.get_by_role("cell", name="Grad-CAM", exact=True)).to_be_visible()
+    screenshot(page, "faithfulness")

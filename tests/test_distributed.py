@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from tests.conftest import npz_folder, synthetic_cifar
-from tests.test_training import RUN_FILES
+from tests.conftest import RUN_FILES
 
 ROOT = Path(__file__).parent.parent
 # Micro-batches of 8: BatchNorm sees 8 images in both runs, and each process accumulates 2 per step

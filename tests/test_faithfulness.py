@@ -11,8 +11,9 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
 from cifar import faithfulness_table
 from cifar.faithfulness import PERCENTILES, impute, road
-from cifar.gradcam import LAYERS, GradCAM, LayerCAM
-from cifar.handlers import Demo
+from cifar.explainer import LAYERS
+from cifar.gradcam import GradCAM, LayerCAM
+from cifar.handlers import Handlers
 from cifar.run_folder import load_run
 
 ROOT = Path(__file__).parent.parent
@@ -94,7 +95,7 @@ def test_table_command_writes_the_table_into_the_run_and_its_card(tiny_run, tiny
     card = (run / "README.md").read_text()
     assert card.count("## Faithfulness of the explanations") == 1 and "| LayerCAM | not computed" in card
     # The app reads the table: its gallery shows the stored scores, which equal what it would compute live.
-    demo = Demo(load_run(str(run)))
+    demo = Handlers(load_run(str(run)))
     stored = demo.misclassified(3, with_gradcam=True)[0]
     demo.run.faithfulness = None
     live = demo.misclassified(3, with_gradcam=True)[0]

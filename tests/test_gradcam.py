@@ -8,7 +8,9 @@ import pytorch_grad_cam as reference_cams
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
-from cifar.gradcam import LAYERS, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM, overlay
+from cifar.explainer import LAYERS
+from cifar.gradcam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
+from cifar.pictures import overlay
 from cifar.model import ResNet18
 
 ROOT = Path(__file__).parent.parent

@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 import torch
 from gradio_client import Client, handle_file
-from huggingface_hub import HfApi
-from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS, ModelInfo
 from safetensors.torch import load_file
 
 from cifar import hub
@@ -14,55 +12,8 @@ from cifar.hub import PushError, push_run
 from cifar.model import ResNet18
 from cifar.run_folder import load_run
 from cifar.files import STATE_NAME
-from tests.test_app import EXAMPLES, app_process
-from tests.test_training import RUN_FILES
-
-TOKEN = "hf_test_secret_token"
-RUN_FILES_IN_A_REPO = (*sorted(RUN_FILES), ".gitattributes")
-REPO_ID = "me/cifar-resnet18"
-
-
-class FakeApi(HfApi):
-    """huggingface_hub.HfApi with the network cut off (the Hub is unreachable here): create_repo and
-    upload_folder record their arguments, and upload_folder lists the files the real one would send,
-    with the library's own filtering of the folder."""
-
-    calls: list = []
-    fail_with: Exception | None = None
-    model_files: tuple = RUN_FILES_IN_A_REPO
-
-    def create_repo(self, repo_id, **kwargs):
-        FakeApi.calls.append(("create_repo", repo_id, kwargs))
-        if FakeApi.fail_with:
-            raise FakeApi.fail_with
-        return f"https://huggingface.co/{repo_id}"
-
-    def upload_folder(self, *, repo_id, folder_path, allow_patterns=None, ignore_patterns=None, **kwargs):
-        operations = self._prepare_upload_folder_additions(
-            folder_path, "", allow_patterns=allow_patterns,
-            ignore_patterns=list(ignore_patterns or []) + DEFAULT_IGNORE_PATTERNS)
-        uploaded = {op.path_in_repo for op in operations}
-        FakeApi.calls.append(("upload_folder", repo_id, {"folder_path": folder_path, "uploaded": uploaded, **kwargs}))
-
-    def request_space_hardware(self, repo_id, hardware, **kwargs):
-        FakeApi.calls.append(("request_space_hardware", repo_id, {"hardware": hardware, **kwargs}))
-
-    def model_info(self, repo_id, **kwargs):
-        FakeApi.calls.append(("model_info", repo_id, kwargs))
-        return ModelInfo(id=repo_id, siblings=[{"rfilename": name} for name in FakeApi.model_files])
-
-    def _validate_yaml(self, content, repo_type=None, token=None):  # the Hub validates the card: offline here
-        pass
-
-
-@pytest.fixture
-def fake_api(monkeypatch):
-    from cifar import space
-
-    FakeApi.calls, FakeApi.fail_with, FakeApi.model_files = [], None, RUN_FILES_IN_A_REPO
-    monkeypatch.setattr(hub, "HfApi", FakeApi)
-    monkeypatch.setattr(space, "HfApi", FakeApi)
-    return FakeApi
+from tests.conftest import EXAMPLES, REPO_ID, RUN_FILES, TOKEN
+from tests.test_app import app_process
 
 
 def test_round_trip_through_a_local_folder(tiny_run, tmp_path):
@@ -140,9 +91,9 @@ def test_a_repo_id_loads_from_the_cache_offline(hub_cache, tiny_run, monkeypatch
 def test_app_serves_a_repo_id_from_the_cache_offline(hub_cache, tiny_run):
     with app_process("--model", REPO_ID, env={"HF_HUB_CACHE": str(hub_cache)}) as url:
         label, _ = Client(url, verbose=False).predict(handle_file(EXAMPLES[3]), 10, api_name="/predict")
-    from cifar.handlers import Demo
+    from cifar.handlers import Handlers
 
-    expected, _ = Demo(load_run(str(tiny_run))).predict(EXAMPLES[3], 10)
+    expected, _ = Handlers(load_run(str(tiny_run))).predict(EXAMPLES[3], 10)
     got = {c["label"]: c["confidence"] for c in label["confidences"]}
     assert got.keys() == expected.keys()
     np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), atol=1e-5)

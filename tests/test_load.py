@@ -6,10 +6,10 @@ import numpy as np
 import PIL.Image
 from gradio_client import Client, handle_file
 
-from cifar.gradcam import DEFAULT_LAYER, GradCAM
+from cifar.explainer import DEFAULT_LAYER
+from cifar.gradcam import GradCAM
 from cifar.inference import enlarge, image_tensor, probabilities
 from cifar.run_folder import load_run
-from tests.test_app import app, client  # noqa: F401  (fixtures)
 
 CLIENTS, REQUESTS_EACH = 16, 5
 
@@ -73,7 +73,7 @@ def test_served_images_are_pruned_after_an_hour(tmp_path):
     import os
     import time
 
-    from cifar.handlers import prune
+    from cifar.pictures import prune
 
     old, old_heatmap, fresh = tmp_path / "old.png", tmp_path / "old.jpg", tmp_path / "fresh.png"
     for path in (old, old_heatmap, fresh):

@@ -14,11 +14,7 @@ from cifar.hub import model_card, recipe_text
 from cifar.run_folder import finish_run
 from cifar.files import STATE_NAME
 from cifar.training import micro_batch_size, one_cycle, train, train_step
-from tests.conftest import synthetic_cifar
-
-RUN_FILES = {"model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz",
-             "accuracy.png", "loss.png", "confusion_matrix.png", "README.md"}
-
+from tests.conftest import RUN_FILES, synthetic_cifar
 
 def without_timings(history):
     return [{k: v for k, v in e.items() if "second" not in k} for e in history["epochs"]]
