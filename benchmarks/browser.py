@@ -42,8 +42,8 @@ with gr.Blocks() as demo:
         caption, heatmap, score = gr.Markdown(), gr.Image(elem_id="heatmap"), gr.Markdown(elem_id="faithfulness")
         strip = gr.Gallery(columns=4, elem_id="stages")
         choice.click(lambda i: [answers["examples"][i], *answers["clicks"][i]], choice,
-                     [image, label, model_view, heatmap, caption]).then(
-            lambda i: answers["strips"][i], choice, strip).then(lambda i: answers["scores"][i], choice, score)
+                     [image, label, model_view, heatmap, strip, caption]).then(
+            lambda i: answers["scores"][i], choice, score)
         layer.change(lambda name: answers["layer_changes"][name], layer, [heatmap, caption]).then(
             lambda name: answers["layer_scores"][name], layer, score)
     with gr.Tab("Misclassified"):
@@ -117,16 +117,15 @@ def page_times(browser, url, examples: int, repeats: int) -> dict:
 def precomputed_answers(handlers, examples: list, folder: str) -> str:
     """Our handlers' answers for what page_times clicks, as a JSON file BARE_PAGE serves; returns its path."""
     defaults = (DEFAULT_LAYER, PREDICTED, DEFAULT_METHOD, 0.5)
-    clicks, strips, scores = [], [], []
+    clicks, scores = [], []
     for example in examples:
-        label, model_view, heatmap, caption = handlers.analyze(example, 3, *defaults)
-        clicks.append([label, model_view, heatmap["value"], caption])
-        strips.append([list(item) for item in handlers.refresh_strip(example, *defaults)])
+        label, model_view, heatmap, strip, caption = handlers.analyze(example, 3, *defaults)
+        clicks.append([label, model_view, heatmap["value"], [list(item) for item in strip], caption])
         scores.append(handlers.faithfulness(example, DEFAULT_LAYER)[0])
     picture = examples[0]  # any one: what is timed is drawing a new heatmap
     layers = ["layer3", DEFAULT_LAYER]
     changes = {name: handlers.refresh_heatmap(picture, name, *defaults[1:]) for name in layers}
-    answers = {"examples": examples, "clicks": clicks, "strips": strips, "scores": scores, "layers": layers,
+    answers = {"examples": examples, "clicks": clicks, "scores": scores, "layers": layers,
                "layer_changes": {name: [heatmap["value"], caption] for name, (heatmap, caption) in changes.items()},
                "layer_scores": {name: handlers.faithfulness(picture, name)[0] for name in layers},
                "gallery": {str(on): [list(item) for item in handlers.misclassified(100, with_gradcam=on)[0]]

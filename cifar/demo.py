@@ -76,9 +76,9 @@ def faithfulness_tab_text(run: Run) -> str:
 
 
 class ExampleAnswers:
-    """The example click's handler: (the example, its prediction, heatmap and caption). The examples are the same for
-    every visitor and their most common first click, so their answers at the page's default controls (and the strip
-    and scores that follow, which the engine remembers) are computed once, in the background from start-up: start-up
+    """The example click's handler: (the example, its prediction, heatmap, strip and caption). The examples are the
+    same for every visitor and their most common first click, so their answers at the page's default controls (and
+    the scores that follow, which the engine remembers) are computed once, in the background from start-up: start-up
     does not wait, and a click before they are ready computes its own. Not on ZeroGPU, which attaches a GPU to
     requests only."""
 
@@ -95,7 +95,6 @@ class ExampleAnswers:
     def _precompute(self, handlers: Handlers):
         for index, path in enumerate(self.examples):
             self.ready[index] = handlers.analyze(path, *self.DEFAULTS)
-            handlers.refresh_strip(path, *self.DEFAULTS[1:])
             handlers.refresh_faithfulness(path, *self.DEFAULTS[1:-1])
 
     def __call__(self, index, *controls):
@@ -115,11 +114,12 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
     def may_run_score_cam(*args, **kwargs):  # called with the handler's own arguments
         return GPU_SECONDS["Score-CAM"] if "Score-CAM" in (*args, *kwargs.values()) else quick
 
-    (predict, explain, analyze, refresh_heatmap, refresh_strip, faithfulness, refresh_faithfulness, contrast,
-     refresh_contrast, compare_methods, refresh_compare_methods, misclassified, mistake_evidence) = (
+    (predict, explain, analyze, refresh_explanation, refresh_heatmap, refresh_strip, faithfulness, refresh_faithfulness,
+     contrast, refresh_contrast, compare_methods, refresh_compare_methods, misclassified, mistake_evidence) = (
         gpu_task(handler, seconds) for handler, seconds in (
             (handlers.predict, quick), (handlers.explain, may_run_score_cam), (handlers.analyze, may_run_score_cam),
-            (handlers.refresh_heatmap, may_run_score_cam), (handlers.refresh_strip, may_run_score_cam),
+            (handlers.refresh_explanation, may_run_score_cam), (handlers.refresh_heatmap, may_run_score_cam),
+            (handlers.refresh_strip, may_run_score_cam),
             (handlers.faithfulness, may_run_score_cam), (handlers.refresh_faithfulness, may_run_score_cam),
             (handlers.contrast, may_run_score_cam), (handlers.refresh_contrast, may_run_score_cam),
             (handlers.compare_methods, GPU_SECONDS["Score-CAM"]), (handlers.refresh_compare_methods, GPU_SECONDS["Score-CAM"]),
@@ -158,13 +158,13 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
             strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height=300, elem_id="stages")
             explain_inputs = [image, layer, target, method, opacity]
             score_inputs, score_outputs = [image, layer, target, method], [score, scores]
-            # Each step shows as soon as it is ready: the chosen layer's heatmap, then the strip of the four stages,
-            # then the ROAD scores (8 masked forward passes a heatmap). For Score-CAM each is seconds.
+            # Each step shows as soon as it is ready: the heatmap with the strip of the four stages (for Score-CAM,
+            # seconds each: the heatmap first, then the strip), then the ROAD scores (8 masked forward passes a map).
             classify.click(predict, [image, top_k], [label, model_view], api_name="predict").then(
                 explain, explain_inputs, [heatmap, strip, caption], api_name="explain").then(
                 faithfulness, score_inputs, score_outputs, api_name="faithfulness")
             analyze_inputs = [image, top_k, layer, target, method, opacity]
-            analyze_outputs = [label, model_view, heatmap, caption]
+            analyze_outputs = [label, model_view, heatmap, strip, caption]
 
             def then_strip_and_scores(event):
                 return event.then(refresh_strip, explain_inputs, strip, api_visibility="private").then(
@@ -183,9 +183,9 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
             layer.change(refresh_heatmap, explain_inputs, [heatmap, caption], api_visibility="private").then(
                 refresh_faithfulness, score_inputs, score_outputs, api_visibility="private")
             for control in (target, method):
-                then_strip_and_scores(control.change(refresh_heatmap, explain_inputs, [heatmap, caption],
+                then_strip_and_scores(control.change(refresh_explanation, explain_inputs, [heatmap, strip, caption],
                                                      api_visibility="private"))
-            opacity.change(refresh_heatmap, explain_inputs, [heatmap, caption], api_visibility="private").then(
+            opacity.change(refresh_explanation, explain_inputs, [heatmap, strip, caption], api_visibility="private").then(
                 refresh_strip, explain_inputs, strip, api_visibility="private")
         with gr.Tab("Compare") as compare_tab:
             gr.Markdown("The picture, layer, method and class chosen on **Predict & explain**, seen another way. "

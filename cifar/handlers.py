@@ -90,22 +90,37 @@ class Handlers:
         return heatmap, self._strip(prepared, layer, target, method, opacity), caption
 
     def analyze(self, image, top_k, layer, target, method, opacity):
-        """predict, and the chosen layer's heatmap, the upload decoded once: what the page runs on an upload or an
-        example click (the strip and the score follow)."""
+        """predict and explain, the upload decoded once: what the page runs on an upload or an example click. For a
+        costly method (Score-CAM) the strip is left empty here, so the heatmap is not kept waiting for it:
+        refresh_strip draws it next."""
         prepared = model_input(image)
-        heatmap, caption = self._heatmap(prepared, layer, target, method, opacity)
-        return *self._predict(prepared, top_k), self._labelled(heatmap, layer, method), caption
+        return *self._predict(prepared, top_k), *self._page_explanation(prepared, layer, target, method, opacity)
+
+    def refresh_explanation(self, image, layer, target, method, opacity):
+        """analyze without the prediction, for the page's controls: with no image yet there is nothing to redo."""
+        if image is None:
+            return None, [], ""
+        return self._page_explanation(model_input(image), layer, target, method, opacity)
 
     def refresh_heatmap(self, image, layer, target, method, opacity):
-        """The chosen layer's heatmap and caption, for the page's controls: with no image yet there is nothing to redo."""
+        """The chosen layer's heatmap and caption, for a change of layer: the strip shows the four stages whichever
+        layer is chosen, so it stays as it is (one picture sent instead of five)."""
         if image is None:
             return None, ""
         heatmap, caption = self._heatmap(model_input(image), layer, target, method, opacity)
         return self._labelled(heatmap, layer, method), caption
 
     def refresh_strip(self, image, layer, target, method, opacity):
-        """The strip of the four stages, for the page, after the heatmap."""
-        return [] if image is None else self._strip(model_input(image), layer, target, method, opacity)
+        """The strip, for the page, after a costly method's heatmap; for the others it came with the heatmap and is
+        left as it is."""
+        if image is None or method not in COSTLY_METHODS:
+            return gr.skip()
+        return self._strip(model_input(image), layer, target, method, opacity)
+
+    def _page_explanation(self, prepared, layer, target, method, opacity):
+        heatmap, caption = self._heatmap(prepared, layer, target, method, opacity)
+        strip = [] if method in COSTLY_METHODS else self._strip(prepared, layer, target, method, opacity)
+        return self._labelled(heatmap, layer, method), strip, caption
 
     def _predict(self, prepared, top_k):
         top_k = int(top_k)

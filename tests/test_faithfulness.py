@@ -11,7 +11,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
 from cifar import faithfulness_table
 from cifar.faithfulness import PERCENTILES, impute, road
-from cifar.explainer import LAYERS
+from cifar.explainer import LAYERS, Explainer
 from cifar.gradcam import GradCAM, LayerCAM
 from cifar.handlers import Handlers
 from cifar.run_folder import load_run
@@ -77,11 +77,14 @@ def test_table_command_writes_the_table_into_the_run_and_its_card(tiny_run, tiny
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    monkeypatch.setattr(faithfulness_table, "TABLE_IMAGES", 20)  # the tiny test set has 2 of each class
-    faithfulness_table.main([str(run), "--data-dir", str(tiny_data_dir), "--methods", "Grad-CAM", "Eigen-CAM"])
+    monkeypatch.setattr(faithfulness_table, "TABLE_IMAGES", 10)  # one of each class
+    faithfulness_table.main([str(run), "--data-dir", str(tiny_data_dir), "--methods", "Grad-CAM", "Eigen-CAM",
+                             "--layers", "layer4", "layer3"])
     table = json.loads((run / "faithfulness.json").read_text())
     assert set(table["scores"]) == {"Random", "Grad-CAM", "Eigen-CAM"}
-    assert all(set(table["scores"][m]) == set(LAYERS) and len(table["scores"][m]["layer4"]) == 20 for m in table["scores"])
+    assert set(table["scores"]["Random"]) == set(LAYERS)  # chance at every layer, whichever were asked for
+    assert all(set(table["scores"][m]) == {"layer4", "layer3"} for m in ("Grad-CAM", "Eigen-CAM"))
+    assert all(len(scores) == 10 for by_layer in table["scores"].values() for scores in by_layer.values())
     card = (run / "README.md").read_text()
     assert card.count("## Faithfulness of the explanations") == 1 and "| Grad-CAM |" in card
     assert card.index("## Faithfulness") < card.index("## Files")
@@ -94,13 +97,14 @@ def test_table_command_writes_the_table_into_the_run_and_its_card(tiny_run, tiny
     assert table["scores"]["Random"] == random_scores and list(table["scores"]["LayerCAM"]) == ["layer4"]
     card = (run / "README.md").read_text()
     assert card.count("## Faithfulness of the explanations") == 1 and "| LayerCAM | not computed" in card
-    # The app reads the table: its gallery shows the stored scores, which equal what it would compute live.
-    demo = Handlers(load_run(str(run)))
-    stored = demo.misclassified(3, with_gradcam=True)[0]
-    demo.run.faithfulness = None
-    live = demo.misclassified(3, with_gradcam=True)[0]
-    assert [caption for _, caption in stored] == [caption for _, caption in live]
-    assert all("ROAD" in caption for _, caption in stored)
+    # The app reads the table: its gallery shows the stored scores, which equal what the engine computes live.
+    loaded = load_run(str(run))
+    explainer, wrong, chosen = Explainer(loaded.model), loaded.misclassified, np.array([2, 0, 1])
+    for side in ("predicted", "true"):
+        _, stored = explainer.gallery_scores(wrong, side, chosen, loaded.faithfulness["misclassified"])
+        _, live = explainer.gallery_scores(wrong, side, chosen)
+        np.testing.assert_allclose(stored, live, atol=1e-5)  # stored rounded to 5 decimals
+    assert all("ROAD" in caption for _, caption in Handlers(loaded).misclassified(3, with_gradcam=True)[0])
 
 
 def table_of(scores: dict) -> dict:
