@@ -56,12 +56,18 @@ demo.queue().launch(server_name="127.0.0.1")
 """
 
 
+# The app computes the examples' answers in the background after it starts answering (about 10 s of the 2-core CPU,
+# cifar/demo.py ExampleAnswers): timed clicks start after it, in the steady state a visitor meets.
+STARTUP_WORK_MS = 15_000
+
+
 def page_times(browser, url, examples: int, repeats: int) -> dict:
     """p50 ms from a click until what it changes is drawn in the page (images loaded), on the page at `url`:
     an example click (label, heatmap and strip; then the score too), a change of target layer, and the Grad-CAM
     overlay on 100 misclassified images (every other click turns it on: those are timed)."""
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(url)
+    page.wait_for_timeout(STARTUP_WORK_MS)
     clicks, scores = [], []
     for n in range(repeats + 1):  # the first click warms up
         before = page.locator("#heatmap img").first.get_attribute("src") if n else ""
