@@ -126,8 +126,8 @@ Reproduce with:
 `model.safetensors` + `config.json` (weights, classes, normalization), `history.json` (per-epoch
 curves), `metrics.json` (accuracy, per-class accuracy, confusion matrix), `misclassified.npz` (every
 misclassified test image with true label, prediction and confidence, and its Grad-CAM heatmaps at
-`layer4` for the predicted and the true class), `accuracy.png`, `loss.png`,
-`confusion_matrix.png`.
+`layer4` for the predicted and the true class), `predictions.npz` (each test image's logits, plain and
+with the TTA), `accuracy.png`, `loss.png`, `confusion_matrix.png`.
 """
 
 
