@@ -124,7 +124,7 @@ MUTATIONS = {
                                             "gallery = [(image_file(overlay(display, maps[name].maps[layer], opacity))",
                                             "gallery = [(image_file(overlay(display, maps[list(METHODS)[order.index(name)]]"
                                             ".maps[layer], opacity))",
-                                            ["tests/test_app.py::test_every_method_side_by_side_most_faithful_first"]),
+                                            ["tests/test_bundled_model.py::test_every_method_side_by_side_most_faithful_first_each_picture_its_own"]),
     "score-cam-waits-for-the-strip": ("cifar/handlers.py", "    if method in COSTLY_METHODS:\n        return (layer,)\n", "",
                                       ["tests/test_app.py::test_score_cams_heatmap_does_not_wait_for_its_strip"]),
 }

@@ -5,12 +5,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 
 from cifar.handlers import Handlers
 from cifar.evaluate import predict_arrays
 from cifar.explainer import DEFAULT_LAYER, ORIGINAL_LAYER
-from cifar.gradcam import GradCAM
+from cifar.gradcam import METHODS, GradCAM
 from cifar.inference import image_tensor, load_image, prepare
 from cifar.run_folder import load_run
 
@@ -83,3 +84,26 @@ def test_the_default_layer_shows_evidence_on_every_example():
     # ...and where it is blank, the app says so instead of showing an empty heatmap without a word.
     _, _, caption = Handlers(run).explain(str(blank[0]), ORIGINAL_LAYER)
     assert "nothing here counts for this class" in caption
+
+
+def test_every_method_side_by_side_most_faithful_first_each_picture_its_own():
+    # The bundled model, where the methods' ROAD scores differ (on the tiny test model they are all 0.00 and any
+    # order is "sorted"). Scores and pictures computed here without the app.
+    from cifar.faithfulness import road
+    from cifar.pictures import overlay
+
+    run = load_run(str(BUNDLED))
+    gallery, _ = Handlers(run).compare_methods(str(EXAMPLES[5]), "layer3")
+    small, display = prepare(load_image(str(EXAMPLES[5])))
+    image, scores, expected = image_tensor(small), {}, {}
+    for name, method in METHODS.items():
+        cams, logits = method(run.model, "layer3")(image)
+        scores[name] = float(road(run.model, image, cams[:, 0], logits.argmax(1).cpu()).score[0])
+        expected[name] = overlay(display, cams[0, 0], 0.5).astype(int)
+    order = sorted(METHODS, key=lambda name: -scores[name])
+    assert len(set(order[:3])) == 3 and len({round(s, 2) for s in scores.values()}) > 3  # an order to get wrong
+    assert [caption.split(" · ")[0] for _, caption in gallery] == order
+    for (path, _), name in zip(gallery, order):
+        drawn = np.asarray(PIL.Image.open(path).convert("RGB")).astype(int)
+        distances = {other: float(np.abs(drawn - picture).mean()) for other, picture in expected.items()}
+        assert distances[name] < 2 and distances[name] == min(distances.values()), (name, distances)
