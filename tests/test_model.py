@@ -52,3 +52,20 @@ def test_loading_is_strict(tmp_path):
     save_file(state, tmp_path / "model.safetensors")
     with pytest.raises(RuntimeError, match="fc.weight"):
         ResNet18.from_pretrained(tmp_path)
+
+
+def test_the_fused_copy_folds_batchnorm_and_answers_as_the_model():
+    """Score-CAM's many forward passes run on it: same logits, no BatchNorm left, the model itself untouched."""
+    torch.manual_seed(0)
+    model = ResNet18()
+    model.train()
+    model(torch.rand(64, 3, 32, 32))  # running statistics away from their initial 0 and 1
+    model.eval()
+    fused = model.fused()
+    images = torch.rand(8, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(images), model(images), atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 20
+    assert fused.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fused.conv1.weight.data_ptr() != model.conv1.weight.data_ptr() and fused.classes == model.classes
