@@ -15,7 +15,7 @@ from .gradcam import METHODS
 from .handlers import ALL, MAX_GALLERY, METHOD_COSTS, PREDICTED, RUNNER_UP, Handlers
 from .inference import DISPLAY_SIZE
 from .pictures import CACHE_SECONDS
-from .run_folder import Run
+from .run_folder import CALIBRATION_FIGURE, Run
 
 # Chosen for a 2-core CPU: 4 requests run at once (most take milliseconds of model time, a Score-CAM seconds), up
 # to 64 wait, more are turned away with a "queue full" message instead of piling up.
@@ -47,7 +47,17 @@ def metrics_markdown(run: Run) -> str:
     return (f"| metric | value |\n|---|---|\n| test accuracy | **{100 * m['test_accuracy']:.2f}%** |\n"
             f"| with {m['tta']} TTA | **{100 * m['test_accuracy_tta']:.2f}%** |\n"
             f"| test loss | {m['test_loss']:.4f} |\n| epochs | {len(epochs)} |\n"
-            f"| training time | {minutes:.1f} min on {run.history['device']} |\n")
+            f"| training time | {minutes:.1f} min on {run.history['device']} |\n" + calibration_rows(m))
+
+
+def calibration_rows(metrics: dict) -> str:
+    if "calibration" not in metrics:
+        return ""
+    calibration = metrics["calibration"]
+    before, after = calibration["before"], calibration["after"]
+    return (f"| calibration temperature | {calibration['temperature']:.3f} (fitted on {calibration['fitted_on']}) |\n"
+            f"| expected calibration error, raw → calibrated | {100 * before['ece']:.2f}% → {100 * after['ece']:.2f}% "
+            f"(on {calibration['reported_on']}) |\n| NLL, raw → calibrated | {before['nll']:.4f} → {after['nll']:.4f} |\n")
 
 
 def per_class_table(run: Run) -> list:
@@ -82,7 +92,8 @@ class ExampleAnswers:
     does not wait, and a click before they are ready computes its own. Not on ZeroGPU, which attaches a GPU to
     requests only."""
 
-    DEFAULTS = (3, DEFAULT_LAYER, PREDICTED, DEFAULT_METHOD, 0.5)  # top-k, layer, target, method, opacity
+    # top-k, layer, target, method, opacity, calibrated; the ROAD scores that follow depend on layer, target, method.
+    DEFAULTS, SCORED = (3, DEFAULT_LAYER, PREDICTED, DEFAULT_METHOD, 0.5, True), slice(1, 4)
 
     def __init__(self, handlers: Handlers, examples: list, analyze):
         self.examples, self.analyze, self.ready = examples, analyze, {}
@@ -96,7 +107,7 @@ class ExampleAnswers:
         for index, path in enumerate(self.examples):  # the clicks' answers first (about 1 s for the ten)...
             self.ready[index] = handlers.analyze(path, *self.DEFAULTS)
         for path in self.examples:  # ...then the scores that follow them (about 8 s)
-            handlers.refresh_faithfulness(path, *self.DEFAULTS[1:-1])
+            handlers.refresh_faithfulness(path, *self.DEFAULTS[self.SCORED])
 
     def __call__(self, index, *controls):
         if tuple(controls) == self.DEFAULTS and index in self.ready:
@@ -115,10 +126,10 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
     def may_run_score_cam(*args, **kwargs):  # called with the handler's own arguments
         return GPU_SECONDS["Score-CAM"] if "Score-CAM" in (*args, *kwargs.values()) else quick
 
-    (predict, explain, analyze, refresh_explanation, refresh_heatmap, refresh_strip, faithfulness, refresh_faithfulness,
+    (predict, refresh_prediction, explain, analyze, refresh_explanation, refresh_heatmap, refresh_strip, faithfulness, refresh_faithfulness,
      contrast, refresh_contrast, compare_methods, refresh_compare_methods, misclassified, mistake_evidence) = (
         gpu_task(handler, seconds) for handler, seconds in (
-            (handlers.predict, quick), (handlers.explain, may_run_score_cam), (handlers.analyze, may_run_score_cam),
+            (handlers.predict, quick), (handlers.refresh_prediction, quick), (handlers.explain, may_run_score_cam), (handlers.analyze, may_run_score_cam),
             (handlers.refresh_explanation, may_run_score_cam), (handlers.refresh_heatmap, may_run_score_cam),
             (handlers.refresh_strip, may_run_score_cam),
             (handlers.faithfulness, may_run_score_cam), (handlers.refresh_faithfulness, may_run_score_cam),
@@ -139,6 +150,10 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                     image = UploadedImage(label="Your image", type="pil", image_mode=None, elem_id="input-image",
                                           sources=["upload", "clipboard", "webcam"], height=DISPLAY_SIZE)
                     top_k = gr.Slider(1, len(classes), value=3, step=1, label="Top-k classes")
+                    # Ticked even where there is no temperature (then greyed out): the raw softmax is the same.
+                    calibrated = gr.Checkbox(value=True, label="Calibrated confidence",
+                                             info=handlers.calibration_note(), interactive=handlers.temperature is not None,
+                                             elem_id="calibrated")
                     classify = gr.Button("Classify", variant="primary")
                     examples_slot = gr.Column()
                 with gr.Column():
@@ -161,10 +176,11 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
             score_inputs, score_outputs = [image, layer, target, method], [score, scores]
             # Each step shows as soon as it is ready: the heatmap with the strip of the four stages (for Score-CAM,
             # seconds each: the heatmap first, then the strip), then the ROAD scores (8 masked forward passes a map).
-            classify.click(predict, [image, top_k], [label, model_view], api_name="predict").then(
+            classify.click(predict, [image, top_k, calibrated], [label, model_view], api_name="predict").then(
                 explain, explain_inputs, [heatmap, strip, caption], api_name="explain").then(
                 faithfulness, score_inputs, score_outputs, api_name="faithfulness")
-            analyze_inputs = [image, top_k, layer, target, method, opacity]
+            analyze_inputs = [image, top_k, layer, target, method, opacity, calibrated]
+            calibrated.change(refresh_prediction, [image, top_k, calibrated], label, api_visibility="private")
             analyze_outputs = [label, model_view, heatmap, strip, caption]
 
             def then_strip_and_scores(event):
@@ -218,6 +234,9 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
             with gr.Row():
                 gr.Dataframe(per_class_table(run), headers=["class", "test accuracy (%)"], label="Per-class accuracy")
                 gr.Image(str(run.path / "confusion_matrix.png"), label="Confusion matrix", interactive=False)
+            if (run.path / CALIBRATION_FIGURE).is_file():
+                gr.Image(str(run.path / CALIBRATION_FIGURE), label="Reliability: raw and calibrated confidence",
+                         interactive=False, elem_id="reliability")
         with gr.Tab("Misclassified"):
             with gr.Row():
                 count = gr.Slider(1, MAX_GALLERY, value=25, step=1, label="How many", elem_id="mistake-count")

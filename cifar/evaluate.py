@@ -4,7 +4,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import eval_batches
+from .data import eval_batches, split_validation
 
 TTA_VIEWS = {"none": 1, "flip": 2, "flip_translate": 6}  # views each image is predicted from
 TTA_MODES = tuple(TTA_VIEWS)
@@ -68,11 +68,22 @@ def predict_arrays(model, x: np.ndarray, tta: str = "none", batch_size: int | No
     return torch.cat(out, 1).numpy()
 
 
-def accuracy_by_tta(model, x: np.ndarray, y: np.ndarray, device="cpu") -> dict:
-    """Accuracy with each TTA mode, from one pass: flip_translate's views start with flip's, which
-    start with the plain image. How a recipe's TTA is chosen on the validation split."""
-    views = predict_arrays(model, x, "flip_translate", device=device)
-    return {mode: float((views[:n].mean(0).argmax(1) == y).mean()) for mode, n in TTA_VIEWS.items()}
+def accuracy_by_tta(views: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy with each TTA mode, from the logits of flip_translate's views (which start with flip's, which start
+    with the plain image): one pass scores them all. How a recipe's TTA is chosen on the validation split."""
+    return {mode: float((tta_of_views(views, mode).argmax(1) == y).mean()) for mode in TTA_MODES}
+
+
+def tta_of_views(views: np.ndarray, tta: str) -> np.ndarray:
+    """The `tta` prediction's logits (N, classes), from the logits of a wider TTA's views (views, N, classes)."""
+    return views[:TTA_VIEWS[tta]].mean(0)
+
+
+def validation_views(model, data: dict, config: dict, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(logits of every flip_translate view, labels) of a run's validation split, held out of `data`'s training
+    images as training held it out (config: the run's history.json config)."""
+    _, (x_val, y_val) = split_validation(*data["train"], config["val_size"], config["seed"])
+    return predict_arrays(model, x_val, "flip_translate", device=device), y_val
 
 
 def loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -122,9 +122,9 @@ class Explainer:
         known = self._per_layer(("road", image.tobytes(), method, target, contrast), layers, compute)
         return Road(*(np.array([known[layer][side] for layer in layers]) for side in (0, 1)))
 
-    def probabilities(self, image: np.ndarray, tta: str = "none") -> np.ndarray:
-        """(classes,) the model's probabilities for one uint8 image, averaged over the TTA views' logits."""
-        return probabilities(self.model, image, tta)
+    def probabilities(self, image: np.ndarray, tta: str = "none", temperature: float = 1.0) -> np.ndarray:
+        """(classes,) the model's probabilities for one uint8 image: the TTA views' mean logits / temperature."""
+        return probabilities(self.model, image, tta, temperature)
 
     def _per_layer(self, key: tuple, layers, compute) -> dict:
         """{layer: answer}, each remembered under (*key, layer); compute(missing layers) -> their answers, in order,

@@ -12,7 +12,6 @@ later, or on a GPU.
 
 import argparse
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from .data import load_cifar10
 from .explainer import GALLERY_LAYER, GALLERY_METHOD, LAYERS, MISTAKE_SIDES, RANDOM, Explainer
 from .faithfulness import NOISE, PERCENTILES, SEED
 from .gradcam import METHODS
+from .hub import with_card_section
 from .run_folder import FAITHFULNESS_FILE, load_run
 from .files import atomic_write, read_json, save_json
 
@@ -118,16 +118,6 @@ def markdown(table: dict) -> str:
             "Recompute: `python -m cifar.faithfulness_table RUN_FOLDER`.")
 
 
-def with_card_section(card: str, table: dict) -> str:
-    """The model card with its faithfulness section replaced, or added before its list of files."""
-    section = f"{CARD_HEADING}\n\n{markdown(table)}\n\n"
-    pattern = re.escape(CARD_HEADING) + r"\n.*?(?=^## |\Z)"
-    if re.search(pattern, card, flags=re.S | re.M):
-        return re.sub(pattern, lambda _: section, card, count=1, flags=re.S | re.M)
-    files = card.find("## Files")
-    return card[:files] + section + card[files:] if files >= 0 else card.rstrip("\n") + "\n\n" + section
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder")
@@ -139,7 +129,7 @@ def main(argv=None):
     table = compute(args.run, args.data_dir, args.methods, args.layers)
     card = args.run / "README.md"
     if card.is_file():
-        text = with_card_section(card.read_text(), table)
+        text = with_card_section(card.read_text(), CARD_HEADING, f"{CARD_HEADING}\n\n{markdown(table)}\n\n")
         atomic_write(card, lambda tmp: tmp.write_text(text))
     print(markdown(table))
 

@@ -57,6 +57,10 @@ class Handlers:
         # forward pass, ~6 ms of the 2-core CPU (BENCHMARKS.md).
         self.tta = tta or run.metrics["tta"]
         check_tta(self.tta)  # at start-up, not at the first request
+        # The confidence shown is calibrated by the run's temperature (cifar/calibration.py), which was fitted on the
+        # logits of the run's own TTA: served with another, or from a run without one, it is shown raw.
+        calibration = run.metrics.get("calibration")
+        self.temperature = calibration["temperature"] if calibration and self.tta == run.metrics["tta"] else None
 
     @property
     def test_accuracy(self) -> float:
@@ -78,9 +82,23 @@ class Handlers:
         return None if target == PREDICTED else self.classes.index(target)
 
     # -- Predict & explain ------------------------------------------------------------------------
-    def predict(self, image, top_k: float = 3):
-        """Top-k class probabilities, and the 32x32 image the model actually saw (enlarged)."""
-        return self._predict(model_input(image), top_k)
+    def predict(self, image, top_k: float = 3, calibrated: bool = True):
+        """Top-k class probabilities (calibrated by the run's temperature, or raw), and the 32x32 image the model
+        actually saw (enlarged)."""
+        return self._predict(model_input(image), top_k, calibrated)
+
+    def refresh_prediction(self, image, top_k, calibrated):
+        """The prediction alone, for the page's calibrated/raw switch: with no image yet there is nothing to redo."""
+        return gr.skip() if image is None else self._predict(model_input(image), top_k, calibrated)[0]
+
+    def calibration_note(self) -> str:
+        """What the page's calibrated/raw switch says about the confidence it shows."""
+        if self.temperature is None:
+            return "Raw softmax: this run has no temperature fitted for the test-time augmentation served."
+        calibration = self.run.metrics["calibration"]
+        return (f"Temperature scaling, T = {self.temperature:.2f}: expected calibration error "
+                f"{100 * calibration['before']['ece']:.1f}% raw, {100 * calibration['after']['ece']:.1f}% calibrated, "
+                f"on {calibration['reported_on']} (fitted on {calibration['fitted_on']}). Untick for the raw softmax.")
 
     def explain(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED,
                 method: str = DEFAULT_METHOD, opacity: float = 0.5):
@@ -89,12 +107,13 @@ class Handlers:
         heatmap, caption = self._heatmap(prepared, layer, target, method, opacity)
         return heatmap, self._strip(prepared, layer, target, method, opacity), caption
 
-    def analyze(self, image, top_k, layer, target, method, opacity):
+    def analyze(self, image, top_k, layer, target, method, opacity, calibrated=True):
         """predict and explain, the upload decoded once: what the page runs on an upload or an example click. For a
         costly method (Score-CAM) the strip is left empty here, so the heatmap is not kept waiting for it:
         refresh_strip draws it next."""
         prepared = model_input(image)
-        return *self._predict(prepared, top_k), *self._page_explanation(prepared, layer, target, method, opacity)
+        return *self._predict(prepared, top_k, calibrated), *self._page_explanation(prepared, layer, target, method,
+                                                                                    opacity)
 
     def refresh_explanation(self, image, layer, target, method, opacity):
         """analyze without the prediction, for the page's controls: with no image yet there is nothing to redo."""
@@ -122,12 +141,13 @@ class Handlers:
         strip = [] if method in COSTLY_METHODS else self._strip(prepared, layer, target, method, opacity)
         return self._labelled(heatmap, layer, method), strip, caption
 
-    def _predict(self, prepared, top_k):
+    def _predict(self, prepared, top_k, calibrated):
         top_k = int(top_k)
         if not 1 <= top_k <= len(self.classes):
             raise gr.Error(f"top_k must be between 1 and {len(self.classes)}, got {top_k}.")
         small, _ = prepared
-        probabilities = self.explainer.probabilities(small, self.tta)
+        temperature = self.temperature if calibrated and self.temperature else 1.0
+        probabilities = self.explainer.probabilities(small, self.tta, temperature)
         best = np.argsort(-probabilities)[:top_k]
         return {self.classes[i]: float(probabilities[i]) for i in best}, image_file(enlarge(small), exact=True)
 

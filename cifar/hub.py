@@ -1,9 +1,11 @@
 """The Hugging Face Hub side: the model card of a run folder, and pushing the folder."""
 
+import re
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
 
+from .calibration import card_section
 from .files import STATE_NAME
 
 # What stays local: the resume state (optimizer etc.) and half-written files.
@@ -55,6 +57,7 @@ def model_card(metrics: dict, history: dict, run_info: dict) -> str:
         how_chosen = ("Trained on the whole training set: the hyperparameters were fixed before the run, from "
                       "published recipes (`cifar/config.py` says which), and none was chosen by looking at the "
                       "test set.")
+    calibration = card_section(metrics["calibration"]) if "calibration" in metrics else ""
     return f"""---
 library_name: pytorch
 license: mit
@@ -108,7 +111,7 @@ or run the Gradio demo: `python app.py --model path/or/user-repo`.
 |---|---|
 {per_class}
 
-## Training recipe
+{calibration}## Training recipe
 
 {recipe_text(config)} {how_chosen}
 Reproduce with:
@@ -127,8 +130,18 @@ Reproduce with:
 curves), `metrics.json` (accuracy, per-class accuracy, confusion matrix), `misclassified.npz` (every
 misclassified test image with true label, prediction and confidence, and its Grad-CAM heatmaps at
 `layer4` for the predicted and the true class), `predictions.npz` (each test image's logits, plain and
-with the TTA), `accuracy.png`, `loss.png`, `confusion_matrix.png`.
+with the TTA), `accuracy.png`, `loss.png`, `confusion_matrix.png`, `calibration.png` (reliability diagrams).
 """
+
+
+def with_card_section(card: str, heading: str, section: str) -> str:
+    """The model card with the section under `heading` replaced by `section` (heading included), or added before its
+    list of files: how commands run after training (calibration, faithfulness) put their numbers on the card."""
+    pattern = re.escape(heading) + r"\n.*?(?=^## |\Z)"
+    if re.search(pattern, card, flags=re.S | re.M):
+        return re.sub(pattern, lambda _: section, card, count=1, flags=re.S | re.M)
+    files = card.find("## Files")
+    return card[:files] + section + card[files:] if files >= 0 else card.rstrip("\n") + "\n\n" + section
 
 
 def push_run(run_dir: Path, repo_id: str, token: str | None = None, private: bool = False) -> str:

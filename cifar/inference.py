@@ -91,7 +91,9 @@ def image_tensor(images: np.ndarray, device="cpu") -> torch.Tensor:
 
 
 @torch.no_grad()
-def probabilities(model, image: np.ndarray, tta: str = "flip") -> np.ndarray:
-    """Class probabilities for one 32x32 uint8 RGB image, computed on the model's device."""
+def probabilities(model, image: np.ndarray, tta: str = "flip", temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities for one 32x32 uint8 RGB image, computed on the model's device: the softmax of the TTA
+    views' mean logits divided by `temperature` (a run's fitted one calibrates them: cifar/calibration.py)."""
     model.eval()
-    return tta_logits(model, image_tensor(image, model_device(model)), tta).softmax(1)[0].cpu().numpy()
+    logits = tta_logits(model, image_tensor(image, model_device(model)), tta)
+    return (logits / temperature).softmax(1)[0].cpu().numpy()

@@ -1,4 +1,4 @@
-"""Matplotlib figures of a run: training curves and the confusion matrix."""
+"""Matplotlib figures of a run: training curves, the confusion matrix and the reliability diagrams."""
 
 import matplotlib
 
@@ -41,6 +41,33 @@ def confusion_figure(metrics: dict):
         ax.text(col, row, count, ha="center", va="center", fontsize=7,
                 color="white" if count > threshold else "black")
     ax.set_title("Confusion matrix (test set)")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(calibration: dict):
+    """Guo et al.'s reliability diagrams, before and after temperature scaling: each confidence bin's accuracy
+    against the diagonal a perfectly calibrated model follows, the gap to it shaded (metrics.json "calibration")."""
+    bins = calibration["bins"]
+    edges = np.linspace(0, 1, bins + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=100, sharey=True)
+    for ax, (name, numbers) in zip(axes, (("raw (T = 1)", calibration["before"]),
+                                          (f"calibrated (T = {calibration['temperature']:.3f})", calibration["after"]))):
+        table = numbers["reliability"]
+        filled = np.asarray(table["count"]) > 0
+        accuracy, confidence = np.asarray(table["accuracy"]), np.asarray(table["confidence"])
+        ax.bar(edges[:-1][filled], accuracy[filled], width=1 / bins, align="edge", color="tab:blue",
+               edgecolor="black", label="accuracy")
+        ax.bar(edges[:-1][filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=1 / bins,
+               align="edge", color="tab:red", alpha=0.3, edgecolor="tab:red", label="gap to confidence")
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1)
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_title(f"{name}\nECE {100 * numbers['ece']:.2f}%, NLL {numbers['nll']:.3f}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(loc="upper left")
+    fig.suptitle(f"Reliability diagrams, on {calibration['reported_on']}", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -2,11 +2,12 @@
 
     model.safetensors, config.json   fp16 weights + model config (classes, normalization)
     history.json                     per-epoch curves and the training config
-    metrics.json                     test accuracy (plain and TTA), per-class accuracy, confusion matrix
+    metrics.json                     test accuracy (plain and TTA), per-class accuracy, confusion matrix, and the
+                                     calibration: temperature, ECE and NLL before and after (cifar/calibration.py)
     misclassified.npz                every misclassified test image: images, true, predicted, confidence, and
                                      the gallery's heatmap of it for each class (heatmap_predicted, heatmap_true)
     predictions.npz                  each test image's logits, plain and TTA (python -m cifar.reevaluate rewrites it)
-    accuracy.png, loss.png, confusion_matrix.png, README.md (model card)
+    accuracy.png, loss.png, confusion_matrix.png, calibration.png (reliability diagrams), README.md (model card)
     faithfulness.json                optional, added after training: ROAD of each CAM method and layer
                                      (python -m cifar.faithfulness_table)
 """
@@ -20,12 +21,12 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError
 
-from .data import split_validation
-from .evaluate import accuracy_by_tta, test_report
+from .calibration import run_calibration
+from .evaluate import accuracy_by_tta, test_report, tta_of_views, validation_views
 from .explainer import MISTAKE_SIDES, Explainer, heatmap_key
 from .hub import model_card
 from .model import WEIGHTS_NAME, ResNet18
-from .plots import confusion_figure, curve_figure, save_figure
+from .plots import confusion_figure, curve_figure, reliability_figure, save_figure
 from .files import STATE_NAME, atomic_write, read_json, save_json
 
 def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, device="cpu") -> dict:
@@ -44,9 +45,12 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     explainer = Explainer(shipped)
     for side in MISTAKE_SIDES:
         misclassified[heatmap_key(side)] = explainer.mistake_heatmaps(misclassified["images"], misclassified[side])
+    validation = None
     if config["val_size"]:  # what the recipe's choices (its TTA among them) are made on
-        _, (x_val, y_val) = split_validation(*data["train"], config["val_size"], config["seed"])
-        metrics["val_accuracy_by_tta"] = accuracy_by_tta(shipped, x_val, y_val, device)
+        views, y_val = validation_views(shipped, data, config, device)
+        metrics["val_accuracy_by_tta"] = accuracy_by_tta(views, y_val)
+        validation = (tta_of_views(views, config["tta"]), y_val)
+    metrics["calibration"] = run_calibration(predictions["logits_tta"], y_test, validation)
     save_json(run_dir / "metrics.json", metrics)
     atomic_write(run_dir / "misclassified.npz", lambda tmp: save_npz(tmp, misclassified))
     atomic_write(run_dir / PREDICTIONS_FILE, lambda tmp: save_npz(tmp, predictions))
@@ -64,10 +68,12 @@ def save_npz(path: Path, arrays: dict) -> None:
 
 
 def write_figures(run_dir: Path, history: dict, metrics: dict) -> None:
-    """accuracy.png, loss.png, confusion_matrix.png: drawn from history.json and metrics.json."""
+    """accuracy.png, loss.png, confusion_matrix.png, calibration.png: drawn from history.json and metrics.json."""
     for metric in ("accuracy", "loss"):
         save_figure(curve_figure(history, metric), run_dir / f"{metric}.png")
     save_figure(confusion_figure(metrics), run_dir / "confusion_matrix.png")
+    if "calibration" in metrics:
+        save_figure(reliability_figure(metrics["calibration"]), run_dir / CALIBRATION_FIGURE)
 
 
 @dataclass
@@ -93,6 +99,7 @@ class RunFolderError(ValueError):
 REQUIRED_FILES = ("model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz")
 FAITHFULNESS_FILE = "faithfulness.json"
 PREDICTIONS_FILE = "predictions.npz"
+CALIBRATION_FIGURE = "calibration.png"  # written by every run since calibration came (cifar/calibration.py)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 

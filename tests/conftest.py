@@ -14,11 +14,20 @@ from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS, ModelInfo  # noqa: E
 
 from cifar.config import make_config  # noqa: E402
 
-DATASET = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "cifar10")
 ROOT = Path(__file__).parent.parent
+# The real CIFAR-10 test set, for the tests whose point is the real thing (the bundled run's numbers).
+TEST_SET = Path(os.environ.get("CIFAR10_DIR", ROOT.parent / "shared" / "cifar10")) / "test.npz"
+needs_test_set = pytest.mark.skipif(not TEST_SET.exists(), reason=f"CIFAR-10 test set not found at {TEST_SET} (set CIFAR10_DIR)")
+
+
+def read_test_set():
+    with np.load(TEST_SET) as arrays:
+        return arrays["x"], arrays["y"].astype(np.int64)
+
 EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.png"))
 # What a finished run folder holds (cifar/run_folder.py), written out.
 RUN_FILES = {"model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz", "predictions.npz",
+             "calibration.png",
              "accuracy.png", "loss.png", "confusion_matrix.png", "README.md"}
 
 

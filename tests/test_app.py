@@ -5,6 +5,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import PIL.Image
 import pytest
@@ -53,13 +54,19 @@ def test_predict_returns_top_k_probabilities_and_the_model_input(client):
     assert (seen[:8, :8] == seen[0, 0]).all()
 
 
-def test_predict_lists_the_most_likely_classes_by_an_independent_forward_pass(client, tiny_run):
-    label, _ = client.predict(handle_file(EXAMPLES[5]), 3, api_name="/predict")
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_predict_lists_the_most_likely_classes_by_an_independent_forward_pass(client, tiny_run, calibrated):
+    """Calibrated by default: the TTA logits divided by the run's temperature; the raw softmax when asked."""
+    args = (handle_file(EXAMPLES[5]), 3) + (() if calibrated else (False,))
+    label, _ = client.predict(*args, api_name="/predict")
     from cifar.evaluate import tta_logits  # its views: tests/test_evaluate.py
 
     run = load_run(str(tiny_run))
+    fitted = run.metrics["calibration"]["temperature"]
+    assert fitted != pytest.approx(1.0, abs=1e-3)  # a temperature that changes what is shown
+    temperature = fitted if calibrated else 1.0
     image = image_tensor(prepare(load_image(EXAMPLES[5]))[0])
-    probabilities = tta_logits(run.model, image, run.metrics["tta"]).softmax(1)[0]
+    probabilities = (tta_logits(run.model, image, run.metrics["tta"]) / temperature).softmax(1)[0]
     top = probabilities.argsort(descending=True)[:3].tolist()
     assert [c["label"] for c in label["confidences"]] == [run.classes[i] for i in top]
     assert [c["confidence"] for c in label["confidences"]] == pytest.approx(probabilities[top].tolist(), abs=1e-5)
@@ -258,12 +265,15 @@ def test_the_served_tta_is_the_runs_unless_the_deployer_picks_another(tiny_run):
 
     run = load_run(str(tiny_run))
     small, _ = prepare(PIL.Image.open(EXAMPLES[3]))
-    for tta, accuracy in [(None, run.metrics["test_accuracy_tta"]), ("none", run.metrics["test_accuracy"])]:
-        demo = Handlers(run, tta)
-        label, _ = demo.predict(EXAMPLES[3], 10)
-        expected = probabilities(run.model, small, tta or run.metrics["tta"])
+    # The run's temperature was fitted on its own TTA's logits: another TTA is shown raw.
+    fitted = run.metrics["calibration"]["temperature"]
+    for tta, accuracy, temperature in [(None, run.metrics["test_accuracy_tta"], fitted),
+                                       ("none", run.metrics["test_accuracy"], 1.0)]:
+        handlers = Handlers(run, tta)
+        label, _ = handlers.predict(EXAMPLES[3], 10)
+        expected = probabilities(run.model, small, tta or run.metrics["tta"], temperature)
         assert [label[name] for name in run.classes] == pytest.approx(expected.tolist(), abs=1e-6)
-        assert demo.test_accuracy == accuracy
+        assert handlers.test_accuracy == accuracy
     assert probabilities(run.model, small, "none") != pytest.approx(probabilities(run.model, small, "flip"), abs=1e-6)
     with pytest.raises(ValueError, match="tta must be one of"):
         Handlers(run, "rotate")
@@ -324,8 +334,20 @@ def test_an_example_click_at_the_default_controls_is_answered_from_start_up(tiny
     forwards = []
     handlers.explainer.model.register_forward_hook(lambda *args: forwards.append(1))
     answer = click(1, *ExampleAnswers.DEFAULTS)
-    handlers.refresh_faithfulness(EXAMPLES[1], *ExampleAnswers.DEFAULTS[1:-1])  # what the page asks for next
+    handlers.refresh_faithfulness(EXAMPLES[1], *ExampleAnswers.DEFAULTS[ExampleAnswers.SCORED])  # what the page asks for next
     assert forwards == []
     assert answer == (EXAMPLES[1], *handlers.analyze(EXAMPLES[1], *ExampleAnswers.DEFAULTS))
     click(1, 2, *ExampleAnswers.DEFAULTS[1:])  # other controls: computed for the click
     assert forwards
+
+
+def test_the_calibrated_switch_redoes_the_prediction_alone(tiny_run):
+    """The page's switch: the same classes, raw or calibrated probabilities; nothing to redo without a picture."""
+    from cifar.handlers import Handlers
+
+    handlers = Handlers(load_run(str(tiny_run)))
+    calibrated, raw = (handlers.refresh_prediction(EXAMPLES[2], 10, switch) for switch in (True, False))
+    assert calibrated == handlers.predict(EXAMPLES[2], 10)[0] and raw == handlers.predict(EXAMPLES[2], 10, False)[0]
+    assert max(raw, key=raw.get) == max(calibrated, key=calibrated.get) and raw != pytest.approx(calibrated)
+    assert isinstance(handlers.refresh_prediction(None, 10, True), type(gr.skip()))
+    assert f"T = {handlers.temperature:.2f}" in handlers.calibration_note()

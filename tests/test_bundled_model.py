@@ -1,12 +1,10 @@
 """The bundled checkpoint, measured for real: its weights as shipped, on the 10,000 CIFAR-10 test images."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
-import pytest
 
 from cifar.handlers import Handlers
 from cifar.evaluate import predict_arrays
@@ -14,13 +12,13 @@ from cifar.explainer import DEFAULT_LAYER, ORIGINAL_LAYER
 from cifar.gradcam import METHODS, GradCAM
 from cifar.inference import image_tensor, load_image, prepare
 from cifar.run_folder import load_run
+from tests.conftest import needs_test_set, read_test_set
 
 ROOT = Path(__file__).parent.parent
 BUNDLED = ROOT / "checkpoints" / "resnet18-cifar10"
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 PREDICTIONS = BUNDLED / "predictions.npz"
 SAMPLE = 200  # test images the model is run on in every test run
-TEST_SET = Path(os.environ.get("CIFAR10_DIR", ROOT.parent / "shared" / "cifar10")) / "test.npz"
 # What the README claims for the bundled model (the 30-epoch "full" recipe, 6-view TTA); issue #3 asks
 # for >= 93.5% plain and >= 94.0% with TTA.
 CLAIMED_ACCURACY = 0.942
@@ -32,14 +30,6 @@ def test_bundled_weights_are_small_and_complete():
     run = load_run(str(BUNDLED))
     assert run.metrics["test_images"] == 10_000
     assert len(run.misclassified["true"]) == round(10_000 * (1 - run.metrics["test_accuracy_tta"]))
-
-
-needs_test_set = pytest.mark.skipif(not TEST_SET.exists(), reason=f"CIFAR-10 test set not found at {TEST_SET} (set CIFAR10_DIR)")
-
-
-def read_test_set():
-    with np.load(TEST_SET) as arrays:
-        return arrays["x"], arrays["y"]
 
 
 @needs_test_set

@@ -40,7 +40,7 @@ def test_accuracy_by_tta_scores_each_mode_as_predicting_with_it(model):
     inputs = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
     predicted = {tta: tta_logits(model, inputs, tta).argmax(1).numpy() for tta in TTA_MODES}
     y = predicted["flip"]  # labels that flip TTA gets all right, the other modes not necessarily
-    accuracy = accuracy_by_tta(model, x, y)
+    accuracy = accuracy_by_tta(predict_arrays(model, x, "flip_translate"), y)
     assert accuracy["flip"] == 1.0
     for tta in TTA_MODES:
         assert accuracy[tta] == pytest.approx((predicted[tta] == y).mean())

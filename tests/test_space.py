@@ -32,13 +32,15 @@ from tests.test_hub import prefilled_hub_cache
 SPACE_ID = "me/cifar-demo"
 # What app.py imports, written out (not derived from the code that stages it): training, its commands
 # (cifar/training.py, cifar/reevaluate.py) and the benchmarks (benchmarks/) do not run in a Space.
-APP_MODULES = ["cifar/__init__.py", "cifar/config.py", "cifar/data.py", "cifar/demo.py", "cifar/device.py",
+APP_MODULES = ["cifar/__init__.py", "cifar/calibration.py", "cifar/config.py", "cifar/data.py", "cifar/demo.py", "cifar/device.py",
                "cifar/evaluate.py", "cifar/explainer.py", "cifar/faithfulness.py", "cifar/faithfulness_table.py",
                "cifar/files.py", "cifar/gradcam.py", "cifar/handlers.py", "cifar/hub.py", "cifar/inference.py",
                "cifar/model.py", "cifar/pictures.py", "cifar/platforms.py", "cifar/plots.py", "cifar/run_folder.py",
                "cifar/space.py"]
 EXAMPLE_FILES = [f"examples/{name}" for name in ("airplane.png", "automobile.png", "bird.png", "cat.png", "deer.png",
                                                  "dog.png", "frog.png", "horse.png", "ship.png", "truck.png")]
+# The test run's files that a Space ships: calibration.png is optional (runs from before calibration lack it); it has it.
+SHIPPED_RUN_FILES = [*RUN_FILES, "calibration.png"]
 APP_FILES = ["app.py", *APP_MODULES, *EXAMPLE_FILES, "README.md", "requirements.txt", "space.json"]
 
 
@@ -71,7 +73,7 @@ def test_a_runs_faithfulness_table_goes_with_it(run_on_disk, tmp_path):
 
 def test_the_space_holds_the_app_and_the_run_and_nothing_else(run_on_disk, tmp_path):
     folder, files = staged(tmp_path, run_on_disk)
-    assert files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in RUN_FILES])
+    assert files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in SHIPPED_RUN_FILES])
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == files
     assert json.loads((folder / "space.json").read_text()) == {"model": MODEL_DIR, "tta": None}
 
@@ -140,7 +142,7 @@ def test_a_free_account_deploys_on_zero_gpu(hub, run_on_disk):
     result = deploy_command(hub.url, "me/cifar-demo", "--model", str(run_on_disk))
     assert result.returncode == 0, result.stderr
     assert hub.spaces["me/cifar-demo"].hardware == ZERO_GPU_HARDWARE  # asked for in the create request
-    assert set(hub.spaces["me/cifar-demo"].files) == set(APP_FILES) | {f"{MODEL_DIR}/{name}" for name in RUN_FILES}
+    assert set(hub.spaces["me/cifar-demo"].files) == set(APP_FILES) | {f"{MODEL_DIR}/{name}" for name in SHIPPED_RUN_FILES}
     assert hub.spaces["me/cifar-demo"].files["cifar/space.py"] == (ROOT / "cifar" / "space.py").read_bytes()
     assert "created me/cifar-demo on zero-a10g, public" in result.stdout
     assert hub.validated and "suggested_hardware" not in hub.validated[-1]  # ZeroGPU is not a suggestible flavour
@@ -221,7 +223,7 @@ def test_dry_run_stages_the_upload_and_sends_nothing(hub, run_on_disk, tmp_path)
                             token="")
     assert result.returncode == 0, result.stderr
     staged_files = sorted(str(p.relative_to(tmp_path / "dry")) for p in (tmp_path / "dry").rglob("*") if p.is_file())
-    assert staged_files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in RUN_FILES])
+    assert staged_files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in SHIPPED_RUN_FILES])
     for line in ["Space:      me/cifar-demo", "hardware:   zero-a10g (ZeroGPU)", "visibility: public",
                  f"model:      the run folder {run_on_disk}", *(f"  {name}" for name in staged_files)]:
         assert line in result.stdout

@@ -104,6 +104,10 @@ def test_finished_run_folder_has_every_artifact(tiny_run):
         assert ((0 < wrong["confidence"]) & (wrong["confidence"] <= 1)).all()
     card = (tiny_run / "README.md").read_text()
     assert f"{100 * metrics['test_accuracy']:.2f}%" in card
+    # No validation split: the temperature is fitted on one half of the test set and reported on the other.
+    assert "half of the test set (16 images" in metrics["calibration"]["fitted_on"]
+    assert sum(metrics["calibration"]["after"]["reliability"]["count"]) == 16
+    assert f"T = {metrics['calibration']['temperature']:.4f}" in card
 
 
 def test_a_run_with_a_validation_split_reports_it(tmp_path, tiny_data):
@@ -115,6 +119,9 @@ def test_a_run_with_a_validation_split_reports_it(tmp_path, tiny_data):
     metrics = finish_run(tmp_path, tiny_data, model, {"command": "pytest"})
     assert set(metrics["val_accuracy_by_tta"]) == {"none", "flip", "flip_translate"}
     assert all((16 * a).is_integer() for a in metrics["val_accuracy_by_tta"].values())  # of 16 images
+    # The temperature is fitted on the validation split and reported on the whole test set.
+    assert metrics["calibration"]["fitted_on"] == "the validation split (16 images)"
+    assert sum(metrics["calibration"]["before"]["reliability"]["count"]) == 32
 
 
 def test_model_card_says_how_the_hyperparameters_were_chosen(tiny_run):
