@@ -15,7 +15,8 @@ from .gradcam import METHODS
 from .handlers import ALL, MAX_GALLERY, METHOD_COSTS, PREDICTED, RUNNER_UP, Handlers
 from .inference import DISPLAY_SIZE
 from .pictures import CACHE_SECONDS
-from .run_folder import CALIBRATION_FIGURE, Run
+from .run_folder import CALIBRATION_FIGURE, RANDOMIZATION_FIGURE, Run
+from .sanity import card_section as sanity_section
 
 # Chosen for a 2-core CPU: 4 requests run at once (most take milliseconds of model time, a Score-CAM seconds), up
 # to 64 wait, more are turned away with a "queue full" message instead of piling up.
@@ -66,9 +67,12 @@ def per_class_table(run: Run) -> list:
 
 def model_card_text(run: Run) -> str:
     card = (run.path / "README.md").read_text() if (run.path / "README.md").exists() else "No model card."
-    card = re.sub(r"\A---\n.*?\n---\n", "", card, flags=re.S)  # YAML front matter is for the Hub
-    # Images in the card are files of the run folder, shown on the Training tab.
-    return re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", card)
+    return without_images(re.sub(r"\A---\n.*?\n---\n", "", card, flags=re.S))  # YAML front matter is for the Hub
+
+
+def without_images(markdown: str) -> str:
+    """Markdown with its image links taken out: they name files of the run folder, which the page shows itself."""
+    return re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", markdown)
 
 
 def launch(demo: gr.Blocks, **options):
@@ -82,7 +86,8 @@ def faithfulness_tab_text(run: Run) -> str:
         return ("This run has no faithfulness table yet: `python -m cifar.faithfulness_table RUN_FOLDER` computes it "
                 "(every method at every layer over 500 test images) and stores it in the run folder.")
     return ("Which method and layer explain this model best: each heatmap's ROAD score, averaged over the same "
-            "test images, against random maps at the same layer.\n\n" + faithfulness_markdown(run.faithfulness))
+            "test images, against three maps that ignore what the model learned: random, the image's edges and a blob "
+            "at its centre.\n\n" + faithfulness_markdown(run.faithfulness))
 
 
 class ExampleAnswers:
@@ -261,6 +266,11 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                                   [evidence_gallery, evidence_text], api_name="mistake_evidence")
         with gr.Tab("Faithfulness"):
             gr.Markdown(faithfulness_tab_text(run), elem_id="faithfulness-table")
+            if "randomization" in run.metrics:
+                gr.Markdown(without_images(sanity_section(run.metrics["randomization"])), elem_id="randomization-table")
+            if (run.path / RANDOMIZATION_FIGURE).is_file():
+                gr.Image(str(run.path / RANDOMIZATION_FIGURE), label="Similarity to the trained model's maps as the "
+                         "weights are randomized from the logits down", interactive=False, elem_id="randomization")
         with gr.Tab("Model card"):
             gr.Markdown(model_card_text(run))
     return demo

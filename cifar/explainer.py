@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .faithfulness import Road, road
-from .gradcam import METHODS, RandomCAM
+from .gradcam import METHODS, CentreCAM, RandomCAM, SobelCAM
 from .inference import image_tensor, probabilities
 
 # The layers the app offers: each stage's output, and the original project's layer.
@@ -25,12 +25,16 @@ LAYERS = STAGE_LAYERS + (ORIGINAL_LAYER,)
 # sum negative everywhere, a blank heatmap (the final model: 7 of the 10 example images).
 DEFAULT_LAYER = "layer4"
 DEFAULT_METHOD = "Grad-CAM"  # the original project's method
-# Methods whose cost grows with the layer: one forward pass per channel (512 at layer4, about 6 s of a 2-core CPU;
+# Methods whose cost grows with the layer: one forward pass per channel (512 at layer4, about 4 s of a 2-core CPU;
 # BENCHMARKS.md). The page asks for their chosen layer's map alone, so it is not kept waiting for the strip's.
 COSTLY_METHODS = ("Score-CAM",)
 # Methods whose map does not depend on the class asked for, and why (the page says so).
 CLASS_AGNOSTIC = {"Eigen-CAM": "the main pattern of the layer's activations, no gradients"}
-RANDOM = "Random"  # not a method: uniform random maps, the chance level every method is measured against
+# Not methods: maps that ignore what the model learned, which every method is measured against. Uniform random maps at
+# the layer's resolution (the chance level); the image's edges; a blob at its centre (where CIFAR puts the object).
+RANDOM, SOBEL, CENTRE = "Random", "Sobel edges", "Centre blob"
+BASELINES = {RANDOM: RandomCAM, SOBEL: SobelCAM, CENTRE: CentreCAM}
+IMAGE_ONLY = (SOBEL, CENTRE)  # made from the image alone: the same maps, and scores, at every layer
 
 # What the misclassified gallery shows of each mistake: the default method at the default layer, for the class the
 # model predicted and for the true class.
@@ -68,8 +72,8 @@ class Explainer:
     def heatmaps(self, images: np.ndarray, layers, method: str = DEFAULT_METHOD, targets=None, contrasts=None):
         """(maps (N, layers, 32, 32) float32 in [0, 1], explained classes (N,) int64) for uint8 images (N, 32, 32, 3),
         BATCH at a time. targets, contrasts: None, a class, or one per image (see BaseCAM.__call__). `method` may
-        be RANDOM: one seeded stream over all the images, the same maps every time."""
-        cam = RandomCAM(self.model, layers) if method == RANDOM else METHODS[method](self.model, layers)
+        be a baseline (RANDOM: one seeded stream over all the images, the same maps every time)."""
+        cam = {**METHODS, **BASELINES}[method](self.model, layers)
         targets, contrasts = (None if c is None else np.broadcast_to(np.asarray(c), len(images))
                               for c in (targets, contrasts))
         maps, classes = [np.zeros((0, len(cam.target_layers), *images.shape[1:3]), np.float32)], [np.zeros(0, np.int64)]

@@ -1,6 +1,7 @@
 """Which CAM method and layer explain a trained model best: the ROAD score (cifar/faithfulness.py) of every
-method at every layer, over a fixed set of test images, against random heatmaps at the same layer; and the
-evidence for each misclassified image's true and predicted class.
+method at every layer, over a fixed set of test images, against three baselines that ignore what the model learned
+(random maps at the same layer, the image's Sobel edges, a blob at its centre); and the evidence for each
+misclassified image's true and predicted class.
 
     python -m cifar.faithfulness_table checkpoints/resnet18-cifar10 --data-dir ../shared/cifar10
     python -m cifar.faithfulness_table RUN --methods Score-CAM --layers layer4    # add rows to the table
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_cifar10
-from .explainer import GALLERY_LAYER, GALLERY_METHOD, LAYERS, MISTAKE_SIDES, RANDOM, Explainer
+from .explainer import (BASELINES, GALLERY_LAYER, GALLERY_METHOD, IMAGE_ONLY, LAYERS, MISTAKE_SIDES, RANDOM,
+                        Explainer)
 from .faithfulness import NOISE, PERCENTILES, SEED
 from .gradcam import METHODS
 from .hub import with_card_section
@@ -59,12 +61,14 @@ def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) ->
         if {k: old.get(k) for k in settings(indices)} == settings(indices):
             table = old
     images = x_test[indices]
-    for name in [RANDOM] + list(methods):
-        todo = layers if name != RANDOM else [layer for layer in LAYERS if layer not in table["scores"].get(RANDOM, {})]
+    for name in [*BASELINES, *methods]:  # every baseline at every layer, once; the methods asked for, again
+        todo = layers if name not in BASELINES else [layer for layer in LAYERS if layer not in table["scores"].get(name, {})]
         if todo:
             log(f"{name}: {', '.join(todo)} on {len(indices)} images")
-            _, _, scores = explainer.scored(images, todo, name)
-            table["scores"].setdefault(name, {}).update({layer: rounded(scores[:, i]) for i, layer in enumerate(todo)})
+            computed = todo[:1] if name in IMAGE_ONLY else todo
+            _, _, scores = explainer.scored(images, computed, name)
+            table["scores"].setdefault(name, {}).update(
+                {layer: rounded(scores[:, 0 if name in IMAGE_ONLY else i]) for i, layer in enumerate(todo)})
             save_json(run_path / FAITHFULNESS_FILE, table)
     gallery = {}
     for side in MISTAKE_SIDES:  # the heatmaps the gallery draws
@@ -76,43 +80,53 @@ def compute(run_path: Path, data_dir: str | None, methods, layers, log=print) ->
 
 
 def summary(table: dict) -> dict:
-    """{method: {layer: (mean, standard error, better than random)}}: better means the mean paired difference
-    with the random maps of the same images exceeds twice its standard error."""
-    random = table["scores"][RANDOM]
+    """{method: {layer: (mean, standard error, baselines beaten)}}: a method beats a baseline where the mean paired
+    difference with the baseline's scores on the same images exceeds twice its standard error. Baselines beat none."""
     result = {}
     for method, by_layer in table["scores"].items():
         for layer, scores in by_layer.items():
             scores = np.asarray(scores)
-            difference = scores - np.asarray(random[layer])
-            better = method != RANDOM and difference.mean() > 2 * difference.std(ddof=1) / np.sqrt(len(difference))
-            result.setdefault(method, {})[layer] = (scores.mean(), scores.std(ddof=1) / np.sqrt(len(scores)), better)
+            beaten = () if method in BASELINES else tuple(
+                baseline for baseline in BASELINES if layer in table["scores"].get(baseline, {})
+                and beats(scores, np.asarray(table["scores"][baseline][layer])))
+            result.setdefault(method, {})[layer] = (scores.mean(), scores.std(ddof=1) / np.sqrt(len(scores)), beaten)
     return result
 
 
+def beats(scores: np.ndarray, baseline: np.ndarray) -> bool:
+    difference = scores - baseline
+    return difference.mean() > 2 * difference.std(ddof=1) / np.sqrt(len(difference))
+
+
 def markdown(table: dict) -> str:
-    """The table a person reads: methods x layers, the best cell in bold, chance-level cells marked."""
+    """The table a person reads: methods x layers, the best cell in bold, the cells that beat every baseline ticked,
+    chance-level cells marked."""
     rows = summary(table)
-    best = max((mean, method, layer) for method, by_layer in rows.items() if method != RANDOM
+    best = max((mean, method, layer) for method, by_layer in rows.items() if method not in BASELINES
                for layer, (mean, _, _) in by_layer.items())
     lines = ["| method | " + " | ".join(f"`{layer}`" for layer in LAYERS) + " |", "|---" * (len(LAYERS) + 1) + "|"]
-    for method in list(METHODS) + [RANDOM]:
+    for method in [*METHODS, *BASELINES]:
         cells = []
         for layer in LAYERS:
             if layer not in rows.get(method, {}):
                 cells.append("not computed")
                 continue
-            mean, error, better = rows[method][layer]
+            mean, error, beaten = rows[method][layer]
             cell = f"{mean:+.3f} ± {error:.3f}"
             cell = f"**{cell}**" if (mean, method, layer) == best else cell
-            cells.append(cell if better or method == RANDOM else f"{cell} (chance)")
+            if method not in BASELINES:
+                cell += " ✓" if len(beaten) == len(BASELINES) else "" if RANDOM in beaten else " (chance)"
+            cells.append(cell)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     count = len(table["test_indices"])
     return ("\n".join(lines) + f"\n\nROAD score (Rong et al. 2022, as pytorch-grad-cam's `ROADCombined`): the drop of "
             "the predicted class's probability when the pixels a heatmap calls most relevant are removed, minus the "
             "drop when the least relevant are, halved and averaged over removing "
             f"{', '.join(str(100 - p) for p in table['percentiles'])}% of the pixels. Higher is more faithful; "
-            f"mean ± standard error over {count} test images ({count // 10} of each class). \"(chance)\": no better "
-            "than random maps at that layer (paired difference within two standard errors). \"not computed\": "
+            f"mean ± standard error over {count} test images ({count // 10} of each class). The baselines ignore what "
+            "the model learned: random maps at the layer's resolution, the image's Sobel edges, a Gaussian blob at its "
+            "centre (where CIFAR-10 puts the object). \"✓\": better than all three at that layer, \"(chance)\": no "
+            "better than random maps (paired difference within two standard errors). \"not computed\": "
             "left out for its cost (Score-CAM is a forward pass per channel: about 45 minutes of a 2-core CPU at "
             "`layer4`); add it with `--methods Score-CAM --layers LAYER`. "
             "Recompute: `python -m cifar.faithfulness_table RUN_FOLDER`.")
@@ -122,8 +136,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder")
     parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with test.npz")
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=[m for m in METHODS if m not in COSTLY],
-                        help=f"default: all but {', '.join(COSTLY)}")
+    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=[m for m in METHODS if m not in COSTLY],
+                        help=f"default: all but {', '.join(COSTLY)}; none: only the baselines a table lacks")
     parser.add_argument("--layers", nargs="+", choices=LAYERS, default=list(LAYERS))
     args = parser.parse_args(argv)
     table = compute(args.run, args.data_dir, args.methods, args.layers)

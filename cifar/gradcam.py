@@ -165,7 +165,8 @@ class ScoreCAM(BaseCAM):
         low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
         masks = (masks - low) / (high - low + 1e-8)
         silent = (high == low)[:, :, 0, 0]  # (N, C)
-        # The model with BatchNorm folded into its convolutions, where it offers one (our ResNet18.fused): 1.5x faster.
+        # The model with BatchNorm folded into its convolutions, where it offers one (our ResNet18.fused): on this 2-core
+        # CPU the heatmap at layer4 takes 0.9x the time (BENCHMARKS.md).
         model = self.model.fused() if hasattr(self.model, "fused") else self.model
         black_logits = model(torch.zeros_like(images[:1]))[0]  # (classes,)
         scores = (targets @ black_logits)[:, None].expand(silent.shape).clone()  # (N, C)
@@ -208,6 +209,36 @@ class RandomCAM(BaseCAM):
     def cam(self, images, targets, activations, gradients):
         random = torch.rand((len(activations), *activations.shape[2:]), generator=self.generator)  # (N, h, w)
         return random.to(activations.device)
+
+
+class SobelCAM(BaseCAM):
+    """Not an explanation: the image's own edges (the Sobel gradient magnitude of its grey levels, at the image's
+    size). It ignores the model, its weights and the class: a baseline a method must beat to show more than where the
+    picture has contrast, and the sanity check's example of a map that survives any randomization of the weights."""
+
+    uses_gradients = False
+
+    def cam(self, images, targets, activations, gradients):
+        grey = F.pad(images.mean(1, keepdim=True), (1, 1, 1, 1), mode="replicate")  # (N, 1, H + 2, W + 2)
+        across = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=images.dtype, device=images.device)
+        edges = F.conv2d(grey, torch.stack([across, across.T])[:, None])  # (N, 2, H, W): d/dx, d/dy
+        return edges.pow(2).sum(1).sqrt()
+
+
+class CentreCAM(BaseCAM):
+    """Not an explanation: a Gaussian blob at the image's centre (standard deviation a quarter of its side), the same
+    for every image. CIFAR-10 objects sit in the middle of the picture: a method no better than this shows the
+    dataset's habit, not the model's reasoning."""
+
+    uses_gradients = False
+    spread = 0.25  # of the image's side
+
+    def cam(self, images, targets, activations, gradients):
+        height, width = images.shape[-2:]
+        rows = torch.arange(height, dtype=images.dtype, device=images.device) - (height - 1) / 2
+        columns = torch.arange(width, dtype=images.dtype, device=images.device) - (width - 1) / 2
+        blob = torch.exp(-(rows[:, None] / (self.spread * height)) ** 2 / 2 - (columns[None] / (self.spread * width)) ** 2 / 2)
+        return blob.expand(len(images), height, width)
 
 
 METHODS = {"Grad-CAM": GradCAM, "Grad-CAM++": GradCAMPlusPlus, "HiResCAM": HiResCAM, "XGrad-CAM": XGradCAM,

@@ -11,7 +11,7 @@ import numpy as np
 
 from .evaluate import check_tta
 from .explainer import (CLASS_AGNOSTIC, COSTLY_METHODS, DEFAULT_LAYER, DEFAULT_METHOD, LAYERS, MISTAKE_SIDES,
-                        RANDOM, STAGE_LAYERS, Explainer)
+                        BASELINES, RANDOM, STAGE_LAYERS, Explainer)
 from .faithfulness_table import summary
 from .gradcam import METHODS
 from .inference import BadImage, enlarge, load_image, prepare
@@ -24,7 +24,7 @@ ALL = "all"
 MAX_GALLERY = 100
 # What each method costs and means, shown under the method choice.
 METHOD_COSTS = ("Each is one forward and one backward pass for all layers (milliseconds), except Score-CAM: one "
-                "forward pass per channel (512 at layer4), about 6 s for the heatmap at layer4 on a 2-core CPU and "
+                "forward pass per channel (512 at layer4), about 4 s for the heatmap at layer4 on a 2-core CPU and "
                 "as long again for the strip of the four stages, which follows it. Eigen-CAM needs no backward pass, "
                 "and shows the same map for every class.")
 
@@ -203,8 +203,9 @@ class Handlers:
         if not table or layer not in table["scores"].get(method, {}):
             return ""
         rows = summary(table)
-        mean, error, better = rows[method][layer]
-        verdict = "" if better else " (no better than chance)"
+        mean, error, beaten = rows[method][layer]
+        missed = [name.lower() for name in BASELINES if name in rows and layer in rows[name] and name not in beaten]
+        verdict = f" (no better than: {', '.join(missed)})" if missed else " (better than every baseline)"
         return (f" Over {len(table['test_indices'])} test images, {method} at `{layer}` averages {mean:+.3f} ± "
                 f"{error:.3f}{verdict}; random maps {rows[RANDOM][layer][0]:+.3f}.")
 

@@ -1,4 +1,5 @@
-"""Matplotlib figures of a run: training curves, the confusion matrix and the reliability diagrams."""
+"""Matplotlib figures of a run: training curves, the confusion matrix, the reliability diagrams and the
+randomization sanity check."""
 
 import matplotlib
 
@@ -68,6 +69,32 @@ def reliability_figure(calibration: dict):
     axes[0].set_ylabel("accuracy")
     axes[0].legend(loc="upper left")
     fig.suptitle(f"Reliability diagrams, on {calibration['reported_on']}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def randomization_figure(randomization: dict):
+    """Adebayo et al.'s plot: each method's similarity to the trained model's maps as the weights are re-initialised
+    from the logits down (metrics.json "randomization"); one panel per measure and layer. Baselines dashed."""
+    steps = ["trained", *randomization["cascade"]]
+    layers, measures = randomization["layers"], ("spearman", "ssim")
+    fig, axes = plt.subplots(len(measures), len(layers), figsize=(5 * len(layers), 7), dpi=100, sharex=True, sharey=True,
+                             squeeze=False)
+    for row, measure in enumerate(measures):
+        for column, layer in enumerate(layers):
+            ax = axes[row][column]
+            for method, by_layer in randomization["methods"].items():
+                means = [1.0] + [mean for mean, _ in by_layer[layer][measure]]
+                ax.plot(range(len(steps)), means, marker="o", markersize=3, label=method,
+                        linestyle="--" if method in randomization.get("baselines", ()) else "-")
+            ax.axhline(0, color="black", linewidth=0.5)
+            ax.set_xticks(range(len(steps)), steps, rotation=45, ha="right")
+            ax.set_title(f"{layer}: {'rank correlation' if measure == 'spearman' else 'SSIM'}", fontsize=10)
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("randomized down to")
+    axes[0][0].set_ylabel("similarity to the trained model's maps")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
 

@@ -10,6 +10,8 @@
     accuracy.png, loss.png, confusion_matrix.png, calibration.png (reliability diagrams), README.md (model card)
     faithfulness.json                optional, added after training: ROAD of each CAM method and layer
                                      (python -m cifar.faithfulness_table)
+    randomization.png                optional, added after training with metrics.json's "randomization": the
+                                     model-randomization sanity check of every method (python -m cifar.sanity)
 """
 
 import inspect
@@ -100,6 +102,7 @@ REQUIRED_FILES = ("model.safetensors", "config.json", "history.json", "metrics.j
 FAITHFULNESS_FILE = "faithfulness.json"
 PREDICTIONS_FILE = "predictions.npz"
 CALIBRATION_FIGURE = "calibration.png"  # written by every run since calibration came (cifar/calibration.py)
+RANDOMIZATION_FIGURE = "randomization.png"  # optional, added after training (python -m cifar.sanity)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 

@@ -30,16 +30,17 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
-from .run_folder import CALIBRATION_FIGURE, FAITHFULNESS_FILE, REQUIRED_FILES, RunFolderError, is_repo_id, load_run
+from .run_folder import (CALIBRATION_FIGURE, FAITHFULNESS_FILE, RANDOMIZATION_FIGURE, REQUIRED_FILES, RunFolderError,
+                         is_repo_id, load_run)
 
 ROOT = Path(__file__).parent.parent
 SPACE_CONFIG = "space.json"  # what the Space's app.py serves: {"model": folder or repo id, "tta": mode or null}
 MODEL_DIR = "model"  # where a local run folder goes in the Space
 RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md")  # what the app reads
-# Added to a run after training (python -m cifar.faithfulness_table, python -m cifar.calibration; runs trained since
+# Added to a run after training (python -m cifar.faithfulness_table, cifar.sanity, cifar.calibration; runs trained since
 # calibration came write the figure themselves): shipped when the run has it. Not preloaded from a model repo, which
 # may not have it; the app fetches it at start-up when it is there.
-OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE, CALIBRATION_FIGURE)
+OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE, CALIBRATION_FIGURE, RANDOMIZATION_FIGURE)
 PYTHON_VERSION = ZERO_GPU.pythons[0]
 TORCH = f"torch=={ZERO_GPU.torches[0]}"
 # The platform brings Gradio (at sdk_version) and `spaces`; torchvision only downloads the dataset for training.

@@ -5,6 +5,10 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
 os.environ.pop("HF_TOKEN", None)
+# Under pytest-xdist (pytest.ini: two workers, one per core) each worker and the processes its tests start compute on
+# one thread: two workers of two threads each would share two cores four ways. Read by torch at import.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

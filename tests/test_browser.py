@@ -101,6 +101,11 @@ def test_training_tab_shows_curves_and_metrics(page):
     served_tta = json.loads((ROOT / "checkpoints" / "resnet18-cifar10" / "metrics.json").read_text())["tta"]
     expect(page.get_by_text(f"with {served_tta} TTA")).to_be_visible()
     expect(page.get_by_text("Per-class accuracy")).to_be_visible()
+    reliability = page.locator("#reliability img").first  # the reliability diagrams, raw and calibrated
+    reliability.scroll_into_view_if_needed()
+    expect(reliability).to_be_visible()
+    assert image_loaded(reliability)
+    expect(page.get_by_text("expected calibration error, raw → calibrated")).to_be_visible()
     screenshot(page, "training")
 
 
@@ -173,4 +178,12 @@ def test_faithfulness_tab_shows_the_runs_table(page):
     table = page.locator("#faithfulness-table")
     expect(table.get_by_role("cell", name="Random", exact=True)).to_be_visible(timeout=30_000)
     expect(table.get_by_role("cell", name="Grad-CAM", exact=True)).to_be_visible()
+    for baseline in ("Sobel edges", "Centre blob"):
+        expect(table.get_by_role("cell", name=baseline, exact=True)).to_be_visible()
+    sanity = page.locator("#randomization-table")
+    expect(sanity.get_by_role("cell", name="Grad-CAM++", exact=True)).to_be_visible()
+    plot = page.locator("#randomization img").first
+    plot.scroll_into_view_if_needed()
+    expect(plot).to_be_visible()
+    assert image_loaded(plot)
     screenshot(page, "faithfulness")

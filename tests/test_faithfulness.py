@@ -11,7 +11,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
 from cifar import faithfulness_table
 from cifar.faithfulness import PERCENTILES, impute, road
-from cifar.explainer import LAYERS, Explainer
+from cifar.explainer import BASELINES, LAYERS, Explainer
 from cifar.gradcam import GradCAM, LayerCAM
 from cifar.handlers import Handlers
 from cifar.run_folder import load_run
@@ -81,8 +81,8 @@ def test_table_command_writes_the_table_into_the_run_and_its_card(tiny_run, tiny
     faithfulness_table.main([str(run), "--data-dir", str(tiny_data_dir), "--methods", "Grad-CAM", "Eigen-CAM",
                              "--layers", "layer4", "layer3"])
     table = json.loads((run / "faithfulness.json").read_text())
-    assert set(table["scores"]) == {"Random", "Grad-CAM", "Eigen-CAM"}
-    assert set(table["scores"]["Random"]) == set(LAYERS)  # chance at every layer, whichever were asked for
+    assert set(table["scores"]) == {*BASELINES, "Grad-CAM", "Eigen-CAM"}
+    assert all(set(table["scores"][b]) == set(LAYERS) for b in BASELINES)  # at every layer, whichever were asked for
     assert all(set(table["scores"][m]) == {"layer4", "layer3"} for m in ("Grad-CAM", "Eigen-CAM"))
     assert all(len(scores) == 10 for by_layer in table["scores"].values() for scores in by_layer.values())
     card = (run / "README.md").read_text()
@@ -93,7 +93,7 @@ def test_table_command_writes_the_table_into_the_run_and_its_card(tiny_run, tiny
     random_scores = table["scores"]["Random"]
     faithfulness_table.main([str(run), "--data-dir", str(tiny_data_dir), "--methods", "LayerCAM", "--layers", "layer4"])
     table = json.loads((run / "faithfulness.json").read_text())
-    assert set(table["scores"]) == {"Random", "Grad-CAM", "Eigen-CAM", "LayerCAM"}
+    assert set(table["scores"]) == {*BASELINES, "Grad-CAM", "Eigen-CAM", "LayerCAM"}
     assert table["scores"]["Random"] == random_scores and list(table["scores"]["LayerCAM"]) == ["layer4"]
     card = (run / "README.md").read_text()
     assert card.count("## Faithfulness of the explanations") == 1 and "| LayerCAM | not computed" in card
@@ -111,15 +111,22 @@ def table_of(scores: dict) -> dict:
     return {"scores": scores, "test_indices": list(range(100)), "percentiles": list(PERCENTILES)}
 
 
-def test_the_table_marks_the_best_cell_and_those_no_better_than_chance():
+def test_the_table_marks_the_best_cell_those_that_beat_every_baseline_and_those_no_better_than_chance():
     rng = np.random.default_rng(0)
     random = {layer: rng.normal(0, 0.1, 100).tolist() for layer in LAYERS}
+    edges = {layer: (np.asarray(random[layer]) + 0.05).tolist() for layer in LAYERS}
+    centre = {layer: (np.asarray(random[layer]) + 0.1).tolist() for layer in LAYERS}
     good = {layer: (np.asarray(random[layer]) + 0.2).tolist() for layer in LAYERS}
     good["layer4"] = (np.asarray(random["layer4"]) + 0.3).tolist()
     chance = {layer: (np.asarray(random[layer]) + rng.normal(0, 0.1, 100) * 0.01).tolist() for layer in LAYERS}
-    text = faithfulness_table.markdown(table_of({"Random": random, "Grad-CAM": good, "Eigen-CAM": chance}))
-    grad_cam_row = next(line for line in text.splitlines() if line.startswith("| Grad-CAM |"))
-    eigen_cam_row = next(line for line in text.splitlines() if line.startswith("| Eigen-CAM |"))
-    assert grad_cam_row.count("**") == 2 and "(chance)" not in grad_cam_row
-    assert grad_cam_row.split(" | ")[4].startswith("**")  # layer4, the best cell
-    assert eigen_cam_row.count("(chance)") == len(LAYERS)
+    centred = {layer: (np.asarray(random[layer]) + 0.08).tolist() for layer in LAYERS}  # beats random and edges only
+    text = faithfulness_table.markdown(table_of({"Random": random, "Sobel edges": edges, "Centre blob": centre,
+                                                 "Grad-CAM": good, "Eigen-CAM": chance, "LayerCAM": centred}))
+    row = {name: next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+           for name in ("Grad-CAM", "Eigen-CAM", "LayerCAM", "Centre blob")}
+    assert row["Grad-CAM"].count("**") == 2 and "(chance)" not in row["Grad-CAM"]
+    assert row["Grad-CAM"].split(" | ")[4].startswith("**")  # layer4, the best cell
+    assert row["Grad-CAM"].count("✓") == len(LAYERS)
+    assert row["Eigen-CAM"].count("(chance)") == len(LAYERS) and "✓" not in row["Eigen-CAM"]
+    assert "✓" not in row["LayerCAM"] and "(chance)" not in row["LayerCAM"]
+    assert "✓" not in row["Centre blob"] and "(chance)" not in row["Centre blob"]  # baselines are not judged

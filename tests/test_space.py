@@ -36,7 +36,7 @@ APP_MODULES = ["cifar/__init__.py", "cifar/calibration.py", "cifar/config.py", "
                "cifar/evaluate.py", "cifar/explainer.py", "cifar/faithfulness.py", "cifar/faithfulness_table.py",
                "cifar/files.py", "cifar/gradcam.py", "cifar/handlers.py", "cifar/hub.py", "cifar/inference.py",
                "cifar/model.py", "cifar/pictures.py", "cifar/platforms.py", "cifar/plots.py", "cifar/run_folder.py",
-               "cifar/space.py"]
+               "cifar/sanity.py", "cifar/space.py"]
 EXAMPLE_FILES = [f"examples/{name}" for name in ("airplane.png", "automobile.png", "bird.png", "cat.png", "deer.png",
                                                  "dog.png", "frog.png", "horse.png", "ship.png", "truck.png")]
 # The test run's files that a Space ships: calibration.png is optional (runs from before calibration lack it); it has it.
