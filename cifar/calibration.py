@@ -143,12 +143,11 @@ CARD_HEADING = "## Calibration"
 
 
 def main(argv=None):
+    # Here, not at the top: the run folder and the model card import this module for what every run records.
     from .data import load_cifar10
     from .evaluate import tta_of_views, validation_views
-    from .files import atomic_write, read_json, save_json
-    from .hub import with_card_section
-    from .plots import reliability_figure, save_figure
-    from .run_folder import CALIBRATION_FIGURE, PREDICTIONS_FILE, load_run
+    from .plots import reliability_figure
+    from .run_folder import CALIBRATION_FIGURE, PREDICTIONS_FILE, add_measurement, load_run
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="run folder")
@@ -163,12 +162,8 @@ def main(argv=None):
         views, y_val = validation_views(run.model, data, config)
         validation = (tta_of_views(views, config["tta"]), y_val)
     calibration = run_calibration(test_logits, data["test"][1], validation)
-    save_json(run.path / "metrics.json", {**read_json(run.path / "metrics.json"), "calibration": calibration})
-    save_figure(reliability_figure(calibration), run.path / CALIBRATION_FIGURE)
-    card = run.path / "README.md"
-    if card.is_file():
-        text = with_card_section(card.read_text(), CARD_HEADING, card_section(calibration))
-        atomic_write(card, lambda tmp: tmp.write_text(text))
+    add_measurement(run.path, "calibration", calibration, reliability_figure(calibration), CALIBRATION_FIGURE,
+                    CARD_HEADING, card_section(calibration))
     print(card_section(calibration))
 
 

@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from .calibration import run_calibration
 from .evaluate import accuracy_by_tta, test_report, tta_of_views, validation_views
 from .explainer import MISTAKE_SIDES, Explainer, heatmap_key
-from .hub import model_card
+from .hub import model_card, with_card_section
 from .model import WEIGHTS_NAME, ResNet18
 from .plots import confusion_figure, curve_figure, reliability_figure, save_figure
 from .files import STATE_NAME, atomic_write, read_json, save_json
@@ -62,6 +62,17 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     # The run is complete: the optimizer state (2x the weights) has no further use.
     (run_dir / STATE_NAME).unlink(missing_ok=True)
     return metrics
+
+
+def add_measurement(run_dir: Path, key: str, value: dict, figure, figure_name: str, heading: str, section: str) -> None:
+    """What a command run after training adds to a run folder (python -m cifar.calibration, cifar.sanity): `value`
+    under `key` in metrics.json, its figure, and its section of the model card (replaced, or added before the files)."""
+    save_json(run_dir / "metrics.json", {**read_json(run_dir / "metrics.json"), key: value})
+    save_figure(figure, run_dir / figure_name)
+    card = run_dir / "README.md"
+    if card.is_file():
+        text = with_card_section(card.read_text(), heading, section)
+        atomic_write(card, lambda tmp: tmp.write_text(text))
 
 
 def save_npz(path: Path, arrays: dict) -> None:

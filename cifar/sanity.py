@@ -17,9 +17,12 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 
+from .data import load_cifar10
 from .evaluate import predict_arrays
 from .explainer import CENTRE, COSTLY_METHODS, DEFAULT_LAYER, SOBEL, Explainer
 from .gradcam import METHODS
+from .plots import randomization_figure
+from .run_folder import RANDOMIZATION_FIGURE, add_measurement, load_run
 
 CASCADE = ("fc", "layer4", "layer3", "layer2", "layer1", "stem")  # re-initialised in this order, cumulatively
 STEM = ("conv1", "bn1")
@@ -120,12 +123,6 @@ def card_section(randomization: dict) -> str:
 
 
 def main(argv=None):
-    from .data import load_cifar10
-    from .files import atomic_write, read_json, save_json
-    from .hub import with_card_section
-    from .plots import randomization_figure, save_figure
-    from .run_folder import RANDOMIZATION_FIGURE, load_run
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="run folder")
     parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with test.npz")
@@ -142,12 +139,8 @@ def main(argv=None):
     if {k: v for k, v in old.items() if k != "methods"} == {k: v for k, v in randomization.items() if k != "methods"}:
         randomization["methods"] = old["methods"]  # rows from an earlier run under the same protocol are kept
     randomization["methods"].update(cascade(run.model, x_test[indices], args.methods))
-    save_json(run.path / "metrics.json", {**read_json(run.path / "metrics.json"), "randomization": randomization})
-    save_figure(randomization_figure(randomization), run.path / RANDOMIZATION_FIGURE)
-    card = run.path / "README.md"
-    if card.is_file():
-        text = with_card_section(card.read_text(), CARD_HEADING, card_section(randomization))
-        atomic_write(card, lambda tmp: tmp.write_text(text))
+    add_measurement(run.path, "randomization", randomization, randomization_figure(randomization), RANDOMIZATION_FIGURE,
+                    CARD_HEADING, card_section(randomization))
     print(card_section(randomization))
 
 

@@ -24,6 +24,16 @@ ROOT = Path(__file__).parent.parent
 
 # name -> (file, original text, broken text, the tests expected to catch it)
 MUTATIONS = {
+    # #23: the page's confidence, its calibration, the baselines and the sanity check.
+    "temperature-not-applied": ("cifar/inference.py", "return (logits / temperature).softmax(1)[0].cpu().numpy()",
+                                "return logits.softmax(1)[0].cpu().numpy()", ["tests/test_app.py"]),
+    "temperature-fitted-on-the-reported-half": (
+        "cifar/calibration.py", "return calibrate(test_logits[fit], test_labels[fit], test_logits[report]",
+        "return calibrate(test_logits[report], test_labels[report], test_logits[report]", ["tests/test_calibration.py"]),
+    "randomization-skips-the-first-stage": ("cifar/sanity.py", "    for stage in stages:\n", "    for stage in stages[1:]:\n",
+                                            ["tests/test_sanity.py"]),
+    "tick-for-beating-random-alone": ("cifar/faithfulness_table.py", '" ✓" if len(beaten) == len(BASELINES)',
+                                      '" ✓" if RANDOM in beaten', ["tests/test_faithfulness.py"]),
     "lr-ignored": ("cifar/training.py", "lr=config.lr, momentum", "lr=config.lr * 1e-12, momentum",
                    ["tests/test_training.py"]),
     "labels-shifted": ("cifar/data.py", 'return self.transform(image=image)["image"], int(self.y[index])',

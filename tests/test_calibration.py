@@ -69,6 +69,21 @@ def test_a_validation_split_fits_the_temperature_and_the_whole_test_set_reports(
     assert "validation split (200 images)" in calibration["fitted_on"] and "100 images" in calibration["reported_on"]
 
 
+def test_without_a_validation_split_one_half_fits_and_the_other_reports():
+    """Labels drawn at temperature 2 on one half and 0.5 on the other: the stored T is the fitting half's."""
+    rng = np.random.default_rng(4)
+    logits = rng.normal(0, 3, (4000, 10))
+    fit, report = held_out_halves(len(logits))
+    labels = np.zeros(len(logits), np.int64)
+    for half, temperature in ((fit, 2.0), (report, 0.5)):
+        labels[half] = [rng.choice(10, p=p) for p in scaled_probabilities(logits[half], temperature)]
+    calibration = run_calibration(logits, labels)
+    assert calibration["temperature"] == pytest.approx(fit_temperature(logits[fit], labels[fit]))
+    assert calibration["temperature"] == pytest.approx(2.0, rel=0.1)
+    assert calibration["after"]["ece"] == pytest.approx(
+        ece_by_a_plain_loop(scaled_probabilities(logits[report], calibration["temperature"]), labels[report]))
+
+
 def test_temperature_never_changes_the_predicted_class():
     logits = np.random.default_rng(3).normal(0, 3, (1000, 10))
     for temperature in (0.3, 0.68, 1.0, 4.0):
@@ -95,3 +110,21 @@ def test_the_bundled_runs_calibration_is_what_its_predictions_give():
     # No temperature reaches 1% on these images: the floor, found by trying them all, is 1.27%.
     assert round(100 * stored["best_temperature_ece"], 2) == 1.27 <= round(100 * stored["after"]["ece"], 2)
     assert (BUNDLED / "calibration.png").is_file() and "## Calibration" in (BUNDLED / "README.md").read_text()
+
+
+def test_the_command_recalibrates_a_run_from_its_predictions(tiny_run, tiny_data_dir, tmp_path):
+    import shutil
+
+    from cifar import calibration
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    del metrics["calibration"]  # a run from before calibration came
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "calibration.png").unlink()
+    calibration.main([str(run), "--data-dir", str(tiny_data_dir)])
+    written = json.loads((run / "metrics.json").read_text())
+    assert written["calibration"] == json.loads((tiny_run / "metrics.json").read_text())["calibration"]
+    assert written["test_accuracy"] == metrics["test_accuracy"] and (run / "calibration.png").is_file()
+    assert (run / "README.md").read_text().count(calibration.CARD_HEADING) == 1
