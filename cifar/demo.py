@@ -131,10 +131,11 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
     def may_run_score_cam(*args, **kwargs):  # called with the handler's own arguments
         return GPU_SECONDS["Score-CAM"] if "Score-CAM" in (*args, *kwargs.values()) else quick
 
-    (predict, refresh_prediction, explain, analyze, refresh_explanation, refresh_heatmap, refresh_strip, faithfulness, refresh_faithfulness,
-     contrast, refresh_contrast, compare_methods, refresh_compare_methods, misclassified, mistake_evidence) = (
+    (predict, refresh_prediction, explain, analyze, refresh_explanation, refresh_heatmap, refresh_strip, faithfulness,
+     refresh_faithfulness, contrast, refresh_contrast, compare_methods, refresh_compare_methods, misclassified, mistake_evidence) = (
         gpu_task(handler, seconds) for handler, seconds in (
-            (handlers.predict, quick), (handlers.refresh_prediction, quick), (handlers.explain, may_run_score_cam), (handlers.analyze, may_run_score_cam),
+            (handlers.predict, quick), (handlers.refresh_prediction, quick), (handlers.explain, may_run_score_cam),
+            (handlers.analyze, may_run_score_cam),
             (handlers.refresh_explanation, may_run_score_cam), (handlers.refresh_heatmap, may_run_score_cam),
             (handlers.refresh_strip, may_run_score_cam),
             (handlers.faithfulness, may_run_score_cam), (handlers.refresh_faithfulness, may_run_score_cam),
