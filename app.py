@@ -4,8 +4,10 @@
     python app.py --model runs/fast --share        # another run folder, with a public link
     python app.py --model USER/REPO                # a run pushed to the Hugging Face Hub
     python app.py --tta none                       # one view per prediction instead of the run's TTA: faster
+    python app.py --test-set ../shared/cifar10     # also browse and export the 10,000 test images
     python app.py --deploy USER/SPACE              # serve it as a Hugging Face Space instead (cifar/space.py)
     python app.py --deploy USER/SPACE --dry-run DIR   # stage that Space's upload in DIR, send nothing
+    python app.py --deploy USER/SPACE --test-set ../shared/cifar10   # the Space browses the test set too
 """
 
 import argparse
@@ -40,6 +42,8 @@ def parse_args(argv=None):
     parser.add_argument("--tta", choices=TTA_MODES, default=SPACE_CONFIG.get("tta"),
                         help="test-time augmentation to predict with (default: the run's; none is the fastest)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when there is a GPU)")
+    parser.add_argument("--test-set", help="CIFAR-10's test.npz, or a folder with one: browse and export it on the "
+                        "Test set tab (with --deploy: ship it with the Space, 28 MB)")
     deploy = parser.add_argument_group("deploying as a Hugging Face Space (token: HF_TOKEN or `hf auth login`)")
     deploy.add_argument("--deploy", metavar="USER/SPACE", help="create or update this Space, serving --model with --tta")
     deploy.add_argument("--hardware", help="hardware for the Space, e.g. cpu-basic (needs PRO) or t4-small (needs "
@@ -60,10 +64,11 @@ def deploy(args, argv) -> None:
     command = "python app.py " + shlex.join(words)
     try:
         if args.dry_run:
-            print(dry_run(Path(args.dry_run), args.deploy, args.model, args.tta, args.hardware, args.private, command))
+            print(dry_run(Path(args.dry_run), args.deploy, args.model, args.tta, args.hardware, args.private, command,
+                          args.test_set))
             print("dry run: nothing was sent; without --dry-run, the same command uploads these files")
             return
-        url, done = deploy_space(args.deploy, args.model, args.tta, args.hardware, args.private, command)
+        url, done = deploy_space(args.deploy, args.model, args.tta, args.hardware, args.private, command, args.test_set)
     except DeployError as error:
         sys.exit(f"error: {error}")
     print("\n".join(done))
@@ -90,8 +95,16 @@ def main(argv=None):
     except RunFolderError as error:
         sys.exit(f"error: cannot load the model: {error}")
     examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
+    from cifar.test_set import TestSetError
+
+    # A Space's test set, when its deploy shipped one, lies beside app.py.
+    test_set = args.test_set or (SPACE_CONFIG.get("test_set") and HERE / SPACE_CONFIG["test_set"])
+    try:
+        demo = build_demo(run, examples, args.tta, test_set)
+    except TestSetError as error:
+        sys.exit(f"error: cannot browse the test set: {error}")
     # A clicked example is sent back as the input image: Gradio serves it from any working directory only if allowed.
-    launch(build_demo(run, examples, args.tta), server_name=args.host, server_port=args.port, share=args.share,
+    launch(demo, server_name=args.host, server_port=args.port, share=args.share,
            allowed_paths=[str(HERE / "examples")])
 
 

@@ -8,6 +8,7 @@ import threading
 
 import gradio as gr
 
+from .browse import BrowseHandlers, build_tab as build_test_set_tab
 from .device import device_name, gpu_task, model_device, on_zero_gpu
 from .faithfulness_table import markdown as faithfulness_markdown
 from .explainer import DEFAULT_LAYER, DEFAULT_METHOD, GALLERY_LAYER, GALLERY_METHOD, LAYERS
@@ -120,8 +121,11 @@ class ExampleAnswers:
         return self.examples[index], *self.analyze(self.examples[index], *controls)
 
 
-def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -> gr.Blocks:
+def build_demo(run: Run, examples: list | None = None, tta: str | None = None, test_set=None) -> gr.Blocks:
+    """The page for `run`; `test_set` (test.npz, or a folder with one), when given, is browsed on its own tab."""
     handlers = Handlers(run, tta)
+    browse_handlers = test_set and BrowseHandlers.for_run(run, handlers.explainer, handlers.tta, handlers.temperature,
+                                                          test_set)
     # The handlers that run the model: on a ZeroGPU Space each call holds a GPU for at most the seconds given
     # (cifar/device.py). Both bounds are this 2-core CPU's own times with room to spare (a GPU only shortens
     # them): a prediction, a gradient heatmap or a ROAD score takes well under a second, Score-CAM (a forward
@@ -265,6 +269,9 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None) -
                                           columns=4, height="auto", elem_id="mistake-evidence")
             evidence_button.click(mistake_evidence, [count, true_class, predicted_class, opacity],
                                   [evidence_gallery, evidence_text], api_name="mistake_evidence")
+        with gr.Tab("Test set"):
+            build_test_set_tab(browse_handlers, run.path, run.metrics, lambda handler: gpu_task(handler, may_run_score_cam),
+                               opacity)
         with gr.Tab("Faithfulness"):
             gr.Markdown(faithfulness_tab_text(run), elem_id="faithfulness-table")
             if "randomization" in run.metrics:

@@ -99,6 +99,22 @@ def randomization_figure(randomization: dict):
     return fig
 
 
+def class_heatmaps_figure(means: np.ndarray, value: dict):
+    """Each class's mean heatmap (metrics.json "class_heatmaps"), titled with the share of its mass in the centre,
+    whose square is outlined."""
+    fig, axes = plt.subplots(2, (len(means) + 1) // 2, figsize=(2 * ((len(means) + 1) // 2), 4.6), dpi=100,
+                             squeeze=False)
+    for ax, (name, share), mean in zip(axes.flat, value["centre_share_of_mean_map"].items(), means):
+        ax.imshow(mean, cmap="jet", vmin=0, vmax=max(float(mean.max()), 1e-6))
+        ax.add_patch(plt.Rectangle((7.5, 7.5), 16, 16, fill=False, edgecolor="white", linewidth=1))
+        ax.set_title(f"{name}: {'no heatmap' if share is None else f'{100 * share:.0f}%'}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"Mean {value['method']} at {value['layer']}, for the true class; % of the mass in the centre square",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig, path) -> None:
     fig.savefig(path)
     plt.close(fig)

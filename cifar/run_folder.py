@@ -12,6 +12,8 @@
                                      (python -m cifar.faithfulness_table)
     randomization.png                optional, added after training with metrics.json's "randomization": the
                                      model-randomization sanity check of every method (python -m cifar.sanity)
+    class_heatmaps.png               optional, added after training with metrics.json's "class_heatmaps": each
+                                     class's mean heatmap (python -m cifar.test_set)
 """
 
 import inspect
@@ -99,6 +101,7 @@ class Run:
     metrics: dict
     misclassified: dict
     faithfulness: dict | None = None  # faithfulness.json, when the run has one
+    predictions: dict | None = None  # predictions.npz, when the run has it (runs since #22 do)
 
     @property
     def classes(self) -> list:
@@ -114,6 +117,7 @@ FAITHFULNESS_FILE = "faithfulness.json"
 PREDICTIONS_FILE = "predictions.npz"
 CALIBRATION_FIGURE = "calibration.png"  # written by every run since calibration came (cifar/calibration.py)
 RANDOMIZATION_FIGURE = "randomization.png"  # optional, added after training (python -m cifar.sanity)
+CLASS_HEATMAPS_FIGURE = "class_heatmaps.png"  # optional, added after training (python -m cifar.test_set)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
@@ -137,7 +141,8 @@ def locate(path_or_repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(path_or_repo_id, allow_patterns=list(REQUIRED_FILES) + ["*.png", "README.md", FAITHFULNESS_FILE]))
+        return Path(snapshot_download(path_or_repo_id, allow_patterns=[*REQUIRED_FILES, "*.png", "README.md",
+                                                                          FAITHFULNESS_FILE, PREDICTIONS_FILE]))
     except Exception as error:
         raise RunFolderError(f"{path_or_repo_id} is not a local folder and could not be fetched from the Hugging "
                              f"Face Hub ({type(error).__name__}; offline, private or misspelled?)") from None
@@ -178,6 +183,11 @@ def load_run(path_or_repo_id: str, device="cpu") -> Run:
         with np.load(path / "misclassified.npz", allow_pickle=False) as arrays:
             misclassified = {k: arrays[k] for k in arrays.files}
         faithfulness = read_json(path / FAITHFULNESS_FILE) if (path / FAITHFULNESS_FILE).is_file() else None
+        predictions = None
+        if (path / PREDICTIONS_FILE).is_file():
+            with np.load(path / PREDICTIONS_FILE, allow_pickle=False) as arrays:
+                predictions = {k: arrays[k] for k in arrays.files}
     except (OSError, ValueError) as error:
-        raise RunFolderError(f"{path} has a damaged history/metrics/misclassified/faithfulness file ({error})") from None
-    return Run(path, model, history, metrics, misclassified, faithfulness)
+        raise RunFolderError(f"{path} has a damaged history/metrics/misclassified/faithfulness/predictions file "
+                             f"({error})") from None
+    return Run(path, model, history, metrics, misclassified, faithfulness, predictions)

@@ -30,17 +30,21 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
-from .run_folder import (CALIBRATION_FIGURE, FAITHFULNESS_FILE, RANDOMIZATION_FIGURE, REQUIRED_FILES, RunFolderError,
-                         is_repo_id, load_run)
+from .run_folder import (CALIBRATION_FIGURE, CLASS_HEATMAPS_FIGURE, FAITHFULNESS_FILE, PREDICTIONS_FILE,
+                         RANDOMIZATION_FIGURE, REQUIRED_FILES, RunFolderError, is_repo_id, load_run)
+from .test_set import TestSetError, read_test_set
 
 ROOT = Path(__file__).parent.parent
-SPACE_CONFIG = "space.json"  # what the Space's app.py serves: {"model": folder or repo id, "tta": mode or null}
+# What the Space's app.py serves: {"model": folder or repo id, "tta": mode or null, "test_set": TEST_SET or null}
+SPACE_CONFIG = "space.json"
 MODEL_DIR = "model"  # where a local run folder goes in the Space
+TEST_SET = "data/test.npz"  # where the test set goes, when the deploy ships one (the Test set tab browses it)
 RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md")  # what the app reads
-# Added to a run after training (python -m cifar.faithfulness_table, cifar.sanity, cifar.calibration; runs trained since
-# calibration came write the figure themselves): shipped when the run has it. Not preloaded from a model repo, which
-# may not have it; the app fetches it at start-up when it is there.
-OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE, CALIBRATION_FIGURE, RANDOMIZATION_FIGURE)
+# Added to a run after training (python -m cifar.faithfulness_table, cifar.sanity, cifar.test_set, cifar.calibration;
+# runs trained since #22 and #23 write the predictions and the calibration figure themselves): shipped when the run
+# has them. Not preloaded from a model repo, which may not have them; the app fetches them at start-up when there.
+OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE, PREDICTIONS_FILE, CALIBRATION_FIGURE, RANDOMIZATION_FIGURE,
+                      CLASS_HEATMAPS_FIGURE)
 PYTHON_VERSION = ZERO_GPU.pythons[0]
 TORCH = f"torch=={ZERO_GPU.torches[0]}"
 # The platform brings Gradio (at sdk_version) and `spaces`; torchvision only downloads the dataset for training.
@@ -128,8 +132,10 @@ def app_modules(entry: str = "app.py") -> list:
 
 
 def stage_space(folder: Path, model: str, tta: str | None = None, hardware: str | None = None,
-                command: str = "python app.py --deploy") -> list:
-    """Write into `folder` exactly what the Space needs; returns the files' paths relative to it."""
+                command: str = "python app.py --deploy", test_set: str | None = None) -> list:
+    """Write into `folder` exactly what the Space needs; returns the files' paths relative to it. `test_set`: a
+    test.npz (or a folder with one) to ship as TEST_SET, checked first (CIFAR-10's is 28 MB, stored by the Hub's
+    large-file storage through the HTTP upload)."""
     folder = Path(folder)
     copies = {ROOT / "app.py": "app.py"}
     copies.update({ROOT / name: name for name in app_modules()})
@@ -144,10 +150,17 @@ def stage_space(folder: Path, model: str, tta: str | None = None, hardware: str 
         copies.update({Path(model) / name: f"{MODEL_DIR}/{name}" for name in RUN_FILES + OPTIONAL_RUN_FILES
                       if (Path(model) / name).is_file()})
         served = MODEL_DIR
+    if test_set:
+        try:
+            read_test_set(test_set)
+        except TestSetError as error:
+            raise DeployError(f"cannot ship the test set: {error}") from None
+        copies[Path(test_set) / "test.npz" if Path(test_set).is_dir() else Path(test_set)] = TEST_SET
     for source, name in copies.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / name)
-    written = {SPACE_CONFIG: json.dumps({"model": served, "tta": tta}, indent=2) + "\n",
+    config = {"model": served, "tta": tta, "test_set": TEST_SET if test_set else None}
+    written = {SPACE_CONFIG: json.dumps(config, indent=2) + "\n",
                "requirements.txt": space_requirements(), "README.md": space_readme(model, hardware, command)}
     for name, text in written.items():
         (folder / name).write_text(text, encoding="utf-8")
@@ -174,14 +187,16 @@ def the_token() -> str:
     return token
 
 
-def describe_request(space_id: str, model: str, tta: str | None, hardware: str | None, private: bool) -> str:
+def describe_request(space_id: str, model: str, tta: str | None, hardware: str | None, private: bool,
+                     test_set: str | None = None) -> str:
     """What a deploy asks the Hub for, in words (printed by --dry-run)."""
     served = f"the model repo {model} (fetched when the Space builds)" if is_repo_id(model) else f"the run folder {model}"
     return "\n".join([
         f"Space:      {space_id} (Gradio SDK, created if it does not exist, else updated)",
         f"hardware:   {hardware or ZERO_GPU_HARDWARE + ' (ZeroGPU) for a new Space; an existing one keeps its own'}",
         f"visibility: {'private' if private else 'public for a new Space; an existing one keeps its own'}",
-        f"model:      {served}, test-time augmentation {tta or 'of the run'}"])
+        f"model:      {served}, test-time augmentation {tta or 'of the run'}",
+        f"test set:   {f'{test_set} (the Test set tab browses it)' if test_set else 'none (the Test set tab says so)'}"])
 
 
 def hub_refusal(error: HfHubHTTPError, space_id: str, hardware: str | None) -> str:
@@ -205,7 +220,7 @@ def hub_refusal(error: HfHubHTTPError, space_id: str, hardware: str | None) -> s
 
 
 def dry_run(folder: Path, space_id: str, model: str, tta: str | None = None, hardware: str | None = None,
-            private: bool = False, command: str = "python app.py --deploy") -> str:
+            private: bool = False, command: str = "python app.py --deploy", test_set: str | None = None) -> str:
     """Stage into `folder` exactly what a deploy would upload; returns the request in words. No token, no
     network (so a model repo's contents are checked only by the real deploy)."""
     check_request(space_id, hardware)
@@ -213,8 +228,8 @@ def dry_run(folder: Path, space_id: str, model: str, tta: str | None = None, har
     if folder.exists() and any(folder.iterdir()):
         raise DeployError(f"{folder} is not empty: give --dry-run a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
-    files = stage_space(folder, model, tta, hardware or ZERO_GPU_HARDWARE, command)
-    return "\n".join([describe_request(space_id, model, tta, hardware, private),
+    files = stage_space(folder, model, tta, hardware or ZERO_GPU_HARDWARE, command, test_set)
+    return "\n".join([describe_request(space_id, model, tta, hardware, private, test_set),
                       f"files ({len(files)}, staged in {folder}):", *(f"  {name}" for name in files)])
 
 
@@ -227,14 +242,14 @@ def existing_space(api: HfApi, space_id: str):
 
 
 def deploy_space(space_id: str, model: str, tta: str | None = None, hardware: str | None = None,
-                 private: bool = False, command: str = "python app.py --deploy") -> tuple:
+                 private: bool = False, command: str = "python app.py --deploy", test_set: str | None = None) -> tuple:
     """Create or update the Gradio Space `space_id` serving `model`; returns its URL and what was done."""
     check_request(space_id, hardware)
     token = the_token()
     api = HfApi(token=token)
     done = []
     with tempfile.TemporaryDirectory(prefix="space-") as folder:
-        files = stage_space(Path(folder), model, tta, hardware or ZERO_GPU_HARDWARE, command)
+        files = stage_space(Path(folder), model, tta, hardware or ZERO_GPU_HARDWARE, command, test_set)
         try:
             if is_repo_id(model):  # the Space would build, then fail to find its model: check first
                 try:

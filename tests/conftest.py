@@ -89,13 +89,19 @@ def tiny_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.fixture(scope="session")
+def tiny_test_set(tmp_path_factory):
+    """The test split tiny_run was evaluated on, as a test.npz (what app.py --test-set reads)."""
+    return npz_folder(tmp_path_factory.mktemp("test-set"), {"test": synthetic_cifar()["test"]}) / "test.npz"
+
+
 @pytest.fixture(scope="module")
-def app(tiny_run):
+def app(tiny_run, tiny_test_set):
     from benchmarks.common import free_port
     from cifar.demo import build_demo, launch
     from cifar.run_folder import load_run
 
-    demo = build_demo(load_run(str(tiny_run)), EXAMPLES)
+    demo = build_demo(load_run(str(tiny_run)), EXAMPLES, test_set=tiny_test_set)
     port = free_port()
     launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield demo, f"http://127.0.0.1:{port}/"

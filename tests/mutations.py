@@ -34,6 +34,19 @@ MUTATIONS = {
                                             ["tests/test_sanity.py"]),
     "tick-for-beating-random-alone": ("cifar/faithfulness_table.py", '" ✓" if len(beaten) == len(BASELINES)',
                                       '" ✓" if RANDOM in beaten', ["tests/test_faithfulness.py"]),
+    # #23, part 4: the whole test set, browsed and exported.
+    "selection-ignores-the-confidence-range": (
+        "cifar/test_set.py", "keep = (confidences >= confidence[0]) & (confidences <= confidence[1])",
+        "keep = np.ones(len(confidences), dtype=bool)", ["tests/test_test_set.py"]),
+    "browsed-confidence-raw": ("cifar/test_set.py", "scaled = self.logits / (self.temperature or 1.0)",
+                               "scaled = self.logits", ["tests/test_test_set.py"]),
+    "centre-square-shifted": ("cifar/test_set.py", "CENTRE = (slice(8, 24), slice(8, 24))",
+                              "CENTRE = (slice(7, 23), slice(8, 24))", ["tests/test_test_set.py"]),
+    "exported-maps-for-the-predicted-class": (
+        "cifar/test_set.py", "        targets = (self.predicted if side == \"predicted\" else self.labels)[indices]\n"
+        "        return self.explainer.heatmaps(", "        targets = self.predicted[indices]\n"
+        "        return self.explainer.heatmaps(",
+        ["tests/test_test_set.py::test_export_is_the_selection_browse_shows_with_its_maps_and_scores"]),
     "lr-ignored": ("cifar/training.py", "lr=config.lr, momentum", "lr=config.lr * 1e-12, momentum",
                    ["tests/test_training.py"]),
     "labels-shifted": ("cifar/data.py", 'return self.transform(image=image)["image"], int(self.y[index])',

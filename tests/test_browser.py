@@ -12,6 +12,7 @@ import pytest
 
 from cifar.explainer import DEFAULT_LAYER
 
+from tests.conftest import TEST_SET, needs_test_set
 from tests.test_app import app_process
 
 ROOT = Path(__file__).parent.parent
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debia
 
 @pytest.fixture(scope="module")
 def app_url():
-    with app_process() as url:
+    with app_process(*(["--test-set", str(TEST_SET)] if TEST_SET.exists() else [])) as url:
         yield url
 
 
@@ -187,3 +188,22 @@ def test_faithfulness_tab_shows_the_runs_table(page):
     expect(plot).to_be_visible()
     assert image_loaded(plot)
     screenshot(page, "faithfulness")
+
+
+@needs_test_set
+def test_the_test_set_tab_browses_and_exports_the_selection(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Test set").click()
+    page.get_by_label("wrong").check()
+    page.get_by_role("button", name="Show", exact=True).click()
+    gallery = page.locator("#test-set")
+    expect(gallery.locator("img")).to_have_count(25, timeout=60_000)
+    expect(gallery.get_by_text("✗").first).to_be_visible()
+    expect(page.locator("#test-set-summary")).to_contain_text("25 shown of")
+    expect(page.locator("#class-heatmaps")).to_contain_text("central quarter")  # each class's, from the run
+    screenshot(page, "test-set")
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Export the selection (ZIP)").click()
+        page.locator("#test-set-export").get_by_role("link").first.click(timeout=120_000)
+    assert download.value.suggested_filename.endswith(".zip")

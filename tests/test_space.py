@@ -32,15 +32,15 @@ from tests.test_hub import prefilled_hub_cache
 SPACE_ID = "me/cifar-demo"
 # What app.py imports, written out (not derived from the code that stages it): training, its commands
 # (cifar/training.py, cifar/reevaluate.py) and the benchmarks (benchmarks/) do not run in a Space.
-APP_MODULES = ["cifar/__init__.py", "cifar/calibration.py", "cifar/config.py", "cifar/data.py", "cifar/demo.py", "cifar/device.py",
+APP_MODULES = ["cifar/__init__.py", "cifar/browse.py", "cifar/calibration.py", "cifar/config.py", "cifar/data.py", "cifar/demo.py", "cifar/device.py",
                "cifar/evaluate.py", "cifar/explainer.py", "cifar/faithfulness.py", "cifar/faithfulness_table.py",
                "cifar/files.py", "cifar/gradcam.py", "cifar/handlers.py", "cifar/hub.py", "cifar/inference.py",
                "cifar/model.py", "cifar/pictures.py", "cifar/platforms.py", "cifar/plots.py", "cifar/run_folder.py",
-               "cifar/sanity.py", "cifar/space.py"]
+               "cifar/sanity.py", "cifar/space.py", "cifar/test_set.py"]
 EXAMPLE_FILES = [f"examples/{name}" for name in ("airplane.png", "automobile.png", "bird.png", "cat.png", "deer.png",
                                                  "dog.png", "frog.png", "horse.png", "ship.png", "truck.png")]
 # The test run's files that a Space ships: calibration.png is optional (runs from before calibration lack it); it has it.
-SHIPPED_RUN_FILES = [*RUN_FILES, "calibration.png"]
+SHIPPED_RUN_FILES = [*RUN_FILES, "calibration.png", "predictions.npz"]
 APP_FILES = ["app.py", *APP_MODULES, *EXAMPLE_FILES, "README.md", "requirements.txt", "space.json"]
 
 
@@ -75,7 +75,17 @@ def test_the_space_holds_the_app_and_the_run_and_nothing_else(run_on_disk, tmp_p
     folder, files = staged(tmp_path, run_on_disk)
     assert files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in SHIPPED_RUN_FILES])
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == files
-    assert json.loads((folder / "space.json").read_text()) == {"model": MODEL_DIR, "tta": None}
+    assert json.loads((folder / "space.json").read_text()) == {"model": MODEL_DIR, "tta": None, "test_set": None}
+
+
+def test_a_test_set_is_shipped_when_asked_for_and_checked_first(run_on_disk, tiny_test_set, tmp_path):
+    folder, files = staged(tmp_path, run_on_disk, test_set=str(tiny_test_set.parent))  # a folder holding test.npz
+    assert "data/test.npz" in files and (folder / "data" / "test.npz").read_bytes() == tiny_test_set.read_bytes()
+    assert json.loads((folder / "space.json").read_text())["test_set"] == "data/test.npz"
+    (tmp_path / "not-a-test-set.npz").write_bytes(b"no")
+    (tmp_path / "second").mkdir()
+    with pytest.raises(DeployError, match="cannot ship the test set: .*not-a-test-set.npz"):
+        staged(tmp_path / "second", run_on_disk, test_set=str(tmp_path / "not-a-test-set.npz"))
 
 
 @pytest.mark.parametrize("hardware", [ZERO_GPU_HARDWARE, "cpu-basic", "t4-small"])
@@ -98,7 +108,7 @@ def test_the_staged_space_is_what_zero_gpu_accepts(run_on_disk, tmp_path, hardwa
 def test_a_model_repo_is_named_not_uploaded(tmp_path):
     folder, files = staged(tmp_path, REPO_ID, tta="none")
     assert files == sorted(APP_FILES)
-    assert json.loads((folder / "space.json").read_text()) == {"model": REPO_ID, "tta": "none"}
+    assert json.loads((folder / "space.json").read_text()) == {"model": REPO_ID, "tta": "none", "test_set": None}
 
 
 @pytest.mark.parametrize("model", ["local", REPO_ID])
@@ -272,11 +282,11 @@ def test_deploy_from_the_command_line_fails_fast_without_a_token():
 
 
 @pytest.mark.parametrize("model", ["local", REPO_ID])
-def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tmp_path, model):
+def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tiny_test_set, tmp_path, model):
     """`python app.py` with no arguments in a copy of exactly what would be uploaded, with a Space's
     environment: the upload needs nothing from outside itself (a model repo's files pre-placed in the
-    HF cache, as preload_from_hub leaves them)."""
-    folder, _ = staged(tmp_path, run_on_disk if model == "local" else model)
+    HF cache, as preload_from_hub leaves them), the test set it ships included."""
+    folder, _ = staged(tmp_path, run_on_disk if model == "local" else model, test_set=str(tiny_test_set))
     env = {"SPACE_ID": SPACE_ID, "SYSTEM": "spaces", "GRADIO_SERVER_NAME": "0.0.0.0", "HOME": str(tmp_path),
            "PYTHONPATH": None, "HF_HUB_CACHE": str(prefilled_hub_cache(tmp_path / "hf-cache", REPO_ID, tiny_run))}
     with app_process(env=env, cwd=folder) as url:
@@ -284,6 +294,9 @@ def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tmp_
         label, _ = client.predict(handle_file(str(folder / "examples" / "cat.png")), 10, api_name="/predict")
         heatmap, strip, caption = client.predict(handle_file(str(folder / "examples" / "cat.png")), "layer4",
                                                  "predicted class", "Grad-CAM", 0.5, api_name="/explain")
+        *_, shown = client.predict("any", "any", "all", 0, 1, "Grad-CAM", "layer4", "predicted", 5, 0.5,
+                                   api_name="/browse")
+    assert shown == [0, 1, 2, 3, 4]
     from cifar.handlers import Handlers
     from cifar.run_folder import load_run
 
@@ -293,7 +306,7 @@ def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tmp_
     assert len(strip) == 4 and "Grad-CAM" in caption
 
 
-def test_on_zero_gpu_the_model_handlers_ask_for_the_gpu(tiny_run, monkeypatch):
+def test_on_zero_gpu_the_model_handlers_ask_for_the_gpu(tiny_run, tiny_test_set, monkeypatch):
     from cifar.demo import build_demo
     from cifar.run_folder import load_run
 
@@ -309,18 +322,21 @@ def test_on_zero_gpu_the_model_handlers_ask_for_the_gpu(tiny_run, monkeypatch):
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
     run = load_run(str(tiny_run))
     endpoints = lambda demo: {fn.api_name: fn.fn for fn in demo.fns.values()
-                              if fn.api_name in ("predict", "explain", "compare_methods", "misclassified")}
-    plain = endpoints(build_demo(run))
-    assert len(plain) == 4 and not any(hasattr(fn, "__wrapped__") for fn in plain.values())  # elsewhere: as is
+                              if fn.api_name in ("predict", "explain", "compare_methods", "misclassified", "browse")}
+    plain = endpoints(build_demo(run, test_set=tiny_test_set))
+    assert len(plain) == 5 and not any(hasattr(fn, "__wrapped__") for fn in plain.values())  # elsewhere: as is
 
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    on_zero = endpoints(build_demo(run))
-    assert len(on_zero) == 4 and all(hasattr(fn, "__wrapped__") for fn in on_zero.values())
+    on_zero = endpoints(build_demo(run, test_set=tiny_test_set))
+    assert len(on_zero) == 5 and all(hasattr(fn, "__wrapped__") for fn in on_zero.values())
     on_zero["predict"](EXAMPLES[0], 3)
     for method in ("Grad-CAM", "Score-CAM"):
         on_zero["explain"](EXAMPLES[0], "layer4", "predicted class", method, 0.5)
     on_zero["compare_methods"](EXAMPLES[0], "layer1", "predicted class", 0.5)
+    for method in ("Grad-CAM", "Score-CAM"):
+        on_zero["browse"]("any", "any", "all", 0, 1, method, "layer4", "predicted", 2, 0.5)
     # Score-CAM (a forward pass per channel) and every method side by side ask for longer than the rest.
     assert asked == [("predict", GPU_SECONDS["quick"]), ("explain", GPU_SECONDS["quick"]),
-                     ("explain", GPU_SECONDS["Score-CAM"]), ("compare_methods", GPU_SECONDS["Score-CAM"])]
+                     ("explain", GPU_SECONDS["Score-CAM"]), ("compare_methods", GPU_SECONDS["Score-CAM"]),
+                     ("browse", GPU_SECONDS["quick"]), ("browse", GPU_SECONDS["Score-CAM"])]
     assert GPU_SECONDS["quick"] < GPU_SECONDS["Score-CAM"] <= 60  # 60 s: the platform's default, the longest queue
