@@ -242,3 +242,30 @@ def test_the_centre_baseline_is_one_centred_blob_for_every_image():
     np.testing.assert_allclose(maps[0], maps[0][::-1], atol=1e-6)  # symmetric about the centre, both ways
     np.testing.assert_allclose(maps[0], maps[0][:, ::-1], atol=1e-6)
     assert maps[0][15:17, 15:17].min() == pytest.approx(1) and maps[0][0, 0] < 0.05
+
+
+def test_score_cam_weighs_channels_that_are_constant_but_not_zero_as_the_reference_does():
+    """A channel whose activation is the same everywhere masks the image black: its score is the black image's logit,
+    computed once for all such channels. At the stage outputs (after ReLU) those channels are zero and their scores
+    change only the softmax's scale; a channel constant at another value adds to the map, so its score matters."""
+
+    class ConstantChannels(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.features = torch.nn.Conv2d(3, 8, 3, padding=1)
+            with torch.no_grad():  # three channels see nothing of the image: constant, at 0.5, 1 and 2
+                self.features.weight[:3] = 0
+                self.features.bias[:3] = torch.tensor([0.5, 1.0, 2.0])
+            self.fc = torch.nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.fc(self.features(x).relu().mean((2, 3)))
+
+    model = ConstantChannels().eval()
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    targets = [3, 7]
+    mine = ScoreCAM(model, "features")(images, targets)[0][:, 0]
+    theirs = reference_cams.ScoreCAM(model=model, target_layers=[model.features])(
+        input_tensor=images, targets=[ClassifierOutputTarget(t) for t in targets])
+    np.testing.assert_allclose(mine, theirs, atol=1e-4)
