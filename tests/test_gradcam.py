@@ -247,16 +247,18 @@ def test_the_centre_baseline_is_one_centred_blob_for_every_image():
 def test_score_cam_weighs_channels_that_are_constant_but_not_zero_as_the_reference_does():
     """A channel whose activation is the same everywhere masks the image black: its score is the black image's logit,
     computed once for all such channels. At the stage outputs (after ReLU) those channels are zero and their scores
-    change only the softmax's scale; a channel constant at another value adds to the map, so its score matters."""
+    change only the softmax's scale, which the map's normalisation removes; a channel constant at another value shifts
+    the weighted sum, and so what the final ReLU keeps: there its score shows."""
 
     class ConstantChannels(torch.nn.Module):
         def __init__(self):
             super().__init__()
             torch.manual_seed(0)
             self.features = torch.nn.Conv2d(3, 8, 3, padding=1)
-            with torch.no_grad():  # three channels see nothing of the image: constant, at 0.5, 1 and 2
-                self.features.weight[:3] = 0
-                self.features.bias[:3] = torch.tensor([0.5, 1.0, 2.0])
+            with torch.no_grad():  # three channels see nothing of the image: constant at -0.3 (the others raised, so
+                self.features.weight[:3] = 0  # that the weighted sum is positive in most places, not all)
+                self.features.bias[:3] = -0.3
+                self.features.bias[3:] += 0.5
             self.fc = torch.nn.Linear(8, 10)
 
         def forward(self, x):
@@ -268,4 +270,5 @@ def test_score_cam_weighs_channels_that_are_constant_but_not_zero_as_the_referen
     mine = ScoreCAM(model, "features")(images, targets)[0][:, 0]
     theirs = reference_cams.ScoreCAM(model=model, target_layers=[model.features])(
         input_tensor=images, targets=[ClassifierOutputTarget(t) for t in targets])
-    np.testing.assert_allclose(mine, theirs, atol=1e-4)
+    assert 0.9 < (theirs > 0).mean() < 1  # the ReLU keeps most of the map, not all of it
+    np.testing.assert_allclose(mine, theirs, atol=1e-4)  # scoring those channels 0 instead moves it by 0.09
