@@ -9,6 +9,8 @@ import threading
 import gradio as gr
 
 from .browse import BrowseHandlers, build_tab as build_test_set_tab
+from .corruption_benchmark import card_section as corruption_section
+from .corruption_explorer import build_tab as build_corruption_tab
 from .device import device_name, gpu_task, model_device, on_zero_gpu
 from .faithfulness_table import markdown as faithfulness_markdown
 from .explainer import DEFAULT_LAYER, DEFAULT_METHOD, GALLERY_LAYER, GALLERY_METHOD, LAYERS
@@ -16,7 +18,7 @@ from .gradcam import METHODS
 from .handlers import ALL, MAX_GALLERY, METHOD_COSTS, PREDICTED, RUNNER_UP, Handlers
 from .inference import DISPLAY_SIZE
 from .pictures import CACHE_SECONDS
-from .run_folder import CALIBRATION_FIGURE, RANDOMIZATION_FIGURE, Run
+from .run_folder import CALIBRATION_FIGURE, CORRUPTIONS_FIGURE, RANDOMIZATION_FIGURE, Run
 from .sanity import card_section as sanity_section
 
 # Chosen for a 2-core CPU: 4 requests run at once (most take milliseconds of model time, a Score-CAM seconds), up
@@ -236,6 +238,9 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
             # (Score-CAM among them: seconds).
             compare_tab.select(refresh_contrast, contrast_inputs, contrast_outputs, api_visibility="private").then(
                 refresh_compare_methods, compare_inputs, compare_outputs, api_visibility="private")
+        with gr.Tab("Corruptions"):
+            build_corruption_tab(handlers, image, layer, method, opacity,
+                                 lambda handler: gpu_task(handler, may_run_score_cam), run.metrics)
         with gr.Tab("Training"):
             gr.Markdown(metrics_markdown(run))
             with gr.Row():
@@ -247,6 +252,11 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
             if (run.path / CALIBRATION_FIGURE).is_file():
                 gr.Image(str(run.path / CALIBRATION_FIGURE), label="Reliability: raw and calibrated confidence",
                          interactive=False, elem_id="reliability")
+            if "corruptions" in run.metrics:
+                gr.Markdown(without_images(corruption_section(run.metrics["corruptions"])), elem_id="corruptions")
+            if (run.path / CORRUPTIONS_FIGURE).is_file():
+                gr.Image(str(run.path / CORRUPTIONS_FIGURE), label="Accuracy under each corruption, by severity",
+                         interactive=False, elem_id="corruptions-plot")
         with gr.Tab("Misclassified"):
             with gr.Row():
                 count = gr.Slider(1, MAX_GALLERY, value=25, step=1, label="How many", elem_id="mistake-count")

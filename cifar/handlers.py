@@ -69,7 +69,7 @@ class Handlers:
         return metrics["test_accuracy_tta"] if self.tta == metrics["tta"] else metrics["test_accuracy"]
 
     # -- Checks -------------------------------------------------------------------------------------
-    def _check(self, layer=DEFAULT_LAYER, method=DEFAULT_METHOD, target=PREDICTED, opacity=0.5) -> int | None:
+    def check_controls(self, layer=DEFAULT_LAYER, method=DEFAULT_METHOD, target=PREDICTED, opacity=0.5) -> int | None:
         """Refuses what the page cannot offer; returns the class index asked for (None: the predicted class)."""
         if layer not in LAYERS:
             raise gr.Error(f"Unknown layer {layer!r}: choose one of {', '.join(LAYERS)}.")
@@ -152,7 +152,7 @@ class Handlers:
         return {self.classes[i]: float(probabilities[i]) for i in best}, image_file(enlarge(small), exact=True)
 
     def _heatmap(self, prepared, layer, target, method, opacity):
-        target_class = self._check(layer, method, target, opacity)
+        target_class = self.check_controls(layer, method, target, opacity)
         small, display = prepared
         explanation = self.explainer.explain(small, heatmap_layers(layer, method), method, target_class)
         if method in CLASS_AGNOSTIC:
@@ -165,7 +165,7 @@ class Handlers:
         return image_file(overlay(display, explanation.maps[layer], opacity)), caption
 
     def _strip(self, prepared, layer, target, method, opacity):
-        target_class = self._check(layer, method, target, opacity)
+        target_class = self.check_controls(layer, method, target, opacity)
         small, display = prepared
         maps = self.explainer.explain(small, STAGE_LAYERS, method, target_class).maps
         return [(image_file(overlay(display, maps[stage], opacity)), stage) for stage in STAGE_LAYERS]
@@ -179,7 +179,7 @@ class Handlers:
     def faithfulness(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED, method: str = DEFAULT_METHOD):
         """The ROAD score of the heatmap /explain shows and of the four in its strip: a sentence for people,
         and {layer: score} for programs. On the page it arrives after the heatmap, which does not wait for it."""
-        target_class = self._check(layer, method, target)
+        target_class = self.check_controls(layer, method, target)
         small, _ = model_input(image)
         layers = tuple(dict.fromkeys((layer, *STAGE_LAYERS)))
         result = self.explainer.faithfulness(small, layers, method, target_class)
@@ -214,7 +214,7 @@ class Handlers:
                  opacity: float = 0.5):
         """Why the predicted class and not `other` (default: the runner-up): the heatmap for each, and the map of
         what makes the model prefer the first (its logit minus the other's), each with its ROAD score."""
-        self._check(layer, method, PREDICTED, opacity)
+        self.check_controls(layer, method, PREDICTED, opacity)
         if method in CLASS_AGNOSTIC:
             raise gr.Error(f"{method} shows the same map for every class: choose another method to contrast classes.")
         if other != RUNNER_UP and other not in self.classes:
@@ -241,7 +241,7 @@ class Handlers:
     def compare_methods(self, image, layer: str = DEFAULT_LAYER, target: str = PREDICTED, opacity: float = 0.5):
         """Every method's heatmap at `layer` for one image and class, most faithful (ROAD) first. Score-CAM is most
         of the wait: one forward pass per channel."""
-        target_class = self._check(layer, DEFAULT_METHOD, target, opacity)
+        target_class = self.check_controls(layer, DEFAULT_METHOD, target, opacity)
         small, display = model_input(image)
         maps = {name: self.explainer.explain(small, (layer,), name, target_class) for name in METHODS}
         scores = {name: float(self.explainer.faithfulness(small, (layer,), name, target_class).score[0])
@@ -293,7 +293,7 @@ class Handlers:
                       with_gradcam: bool = False, opacity: float = 0.5):
         """Misclassified test images (most confident mistakes first), captioned, optionally with the gallery's
         heatmap (Grad-CAM at layer4) for the predicted class and its ROAD score."""
-        self._check(opacity=opacity)
+        self.check_controls(opacity=opacity)
         chosen, text = self._mistakes(count, true_class, predicted_class)
         wrong = self.run.misclassified
         if with_gradcam and len(chosen):
@@ -313,7 +313,7 @@ class Handlers:
                          opacity: float = 0.5):
         """For each mistake (most confident first), the gallery's heatmap for the class the model predicted beside
         the one for the true class, each with its ROAD score: what misled it, and what it saw of the truth."""
-        self._check(opacity=opacity)
+        self.check_controls(opacity=opacity)
         chosen, text = self._mistakes(count, true_class, predicted_class)
         if not len(chosen):
             return [], text

@@ -115,6 +115,23 @@ def class_heatmaps_figure(means: np.ndarray, value: dict):
     return fig
 
 
+def corruption_figure(value: dict):
+    """Accuracy against severity (0: clean) for each corruption of metrics.json "corruptions"; those outside the
+    benchmark's fifteen dashed."""
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+    for name, accuracies in value["accuracy"].items():
+        ax.plot(range(6), [100 * value["clean"], *(100 * a for a in accuracies)], marker="o", markersize=3,
+                label=name.replace("_", " "), linestyle="-" if name in value["benchmark_made"] else "--")
+    ax.set_xlabel("severity (0: the clean pictures)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"CIFAR-10-C corruptions, {value['images']} test images: mean {100 * value['mean']:.1f}% "
+                 f"(clean {100 * value['clean']:.1f}%)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig, path) -> None:
     fig.savefig(path)
     plt.close(fig)

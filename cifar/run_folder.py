@@ -14,6 +14,8 @@
                                      model-randomization sanity check of every method (python -m cifar.sanity)
     class_heatmaps.png               optional, added after training with metrics.json's "class_heatmaps": each
                                      class's mean heatmap (python -m cifar.test_set)
+    corruptions.png                  optional, added after training with metrics.json's "corruptions": accuracy
+                                     under the CIFAR-10-C corruptions (python -m cifar.corruption_benchmark)
 """
 
 import inspect
@@ -118,6 +120,7 @@ PREDICTIONS_FILE = "predictions.npz"
 CALIBRATION_FIGURE = "calibration.png"  # written by every run since calibration came (cifar/calibration.py)
 RANDOMIZATION_FIGURE = "randomization.png"  # optional, added after training (python -m cifar.sanity)
 CLASS_HEATMAPS_FIGURE = "class_heatmaps.png"  # optional, added after training (python -m cifar.test_set)
+CORRUPTIONS_FIGURE = "corruptions.png"  # optional, added after training (python -m cifar.corruption_benchmark)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 

@@ -30,8 +30,8 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
-from .run_folder import (CALIBRATION_FIGURE, CLASS_HEATMAPS_FIGURE, FAITHFULNESS_FILE, PREDICTIONS_FILE,
-                         RANDOMIZATION_FIGURE, REQUIRED_FILES, RunFolderError, is_repo_id, load_run)
+from .run_folder import (CALIBRATION_FIGURE, CLASS_HEATMAPS_FIGURE, CORRUPTIONS_FIGURE, FAITHFULNESS_FILE,
+                         PREDICTIONS_FILE, RANDOMIZATION_FIGURE, REQUIRED_FILES, RunFolderError, is_repo_id, load_run)
 from .test_set import TestSetError, read_test_set
 
 ROOT = Path(__file__).parent.parent
@@ -40,11 +40,12 @@ SPACE_CONFIG = "space.json"
 MODEL_DIR = "model"  # where a local run folder goes in the Space
 TEST_SET = "data/test.npz"  # where the test set goes, when the deploy ships one (the Test set tab browses it)
 RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md")  # what the app reads
-# Added to a run after training (python -m cifar.faithfulness_table, cifar.sanity, cifar.test_set, cifar.calibration;
-# runs trained since #22 and #23 write the predictions and the calibration figure themselves): shipped when the run
-# has them. Not preloaded from a model repo, which may not have them; the app fetches them at start-up when there.
+# Added to a run after training (python -m cifar.faithfulness_table, cifar.sanity, cifar.test_set, cifar.calibration,
+# cifar.corruption_benchmark; runs trained since #22 and #23 write the predictions and the calibration figure
+# themselves): shipped when the run has them. Not preloaded from a model repo, which may not have them; the app
+# fetches them at start-up when there.
 OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE, PREDICTIONS_FILE, CALIBRATION_FIGURE, RANDOMIZATION_FIGURE,
-                      CLASS_HEATMAPS_FIGURE)
+                      CLASS_HEATMAPS_FIGURE, CORRUPTIONS_FIGURE)
 PYTHON_VERSION = ZERO_GPU.pythons[0]
 TORCH = f"torch=={ZERO_GPU.torches[0]}"
 # The platform brings Gradio (at sdk_version) and `spaces`; torchvision only downloads the dataset for training.

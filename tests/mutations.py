@@ -47,6 +47,13 @@ MUTATIONS = {
         "        return self.explainer.heatmaps(", "        targets = self.predicted[indices]\n"
         "        return self.explainer.heatmaps(",
         ["tests/test_test_set.py::test_export_is_the_selection_browse_shows_with_its_maps_and_scores"]),
+    # #24: the corruptions and their explorer.
+    "corruption-severity-ignored": ("cifar/corruptions.py", "CORRUPTIONS[name](source, severity, rng)",
+                                    "CORRUPTIONS[name](source, 1, rng)", ["tests/test_corruptions.py"]),
+    "explorer-compares-with-the-wrong-picture": (
+        "cifar/corruption_explorer.py", "similarity = [spearman(maps[0], heatmap) for heatmap in maps]",
+        "similarity = [spearman(maps[-1], heatmap) for heatmap in maps]",
+        ["tests/test_corruptions.py::test_the_explorer_shows_every_severity_its_prediction_and_how_far_the_heatmap_moved"]),
     "lr-ignored": ("cifar/training.py", "lr=config.lr, momentum", "lr=config.lr * 1e-12, momentum",
                    ["tests/test_training.py"]),
     "labels-shifted": ("cifar/data.py", 'return self.transform(image=image)["image"], int(self.y[index])',

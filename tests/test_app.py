@@ -38,7 +38,7 @@ def test_examples_cover_every_class():
 def test_named_api_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/predict", "/explain", "/faithfulness", "/contrast", "/compare_methods", "/misclassified",
-                              "/mistake_evidence", "/browse", "/export"}
+                              "/mistake_evidence", "/browse", "/export", "/corruption"}
 
 
 def test_predict_returns_top_k_probabilities_and_the_model_input(client):

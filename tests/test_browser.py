@@ -107,6 +107,7 @@ def test_training_tab_shows_curves_and_metrics(page):
     expect(reliability).to_be_visible()
     assert image_loaded(reliability)
     expect(page.get_by_text("expected calibration error, raw → calibrated")).to_be_visible()
+    expect(page.locator("#corruptions")).to_contain_text("Corrupted pictures (CIFAR-10-C)")  # the run's table
     screenshot(page, "training")
 
 
@@ -207,3 +208,16 @@ def test_the_test_set_tab_browses_and_exports_the_selection(page):
         page.get_by_role("button", name="Export the selection (ZIP)").click()
         page.locator("#test-set-export").get_by_role("link").first.click(timeout=120_000)
     assert download.value.suggested_filename.endswith(".zip")
+
+
+def test_the_corruptions_tab_shows_every_severity_of_the_current_picture(page):
+    from playwright.sync_api import expect
+
+    page.locator(".gallery-item").nth(3).click()
+    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Corruptions").click()
+    page.get_by_role("button", name="Corrupt").click()
+    expect(page.locator("#corruption img")).to_have_count(12, timeout=60_000)  # six pictures, six heatmaps
+    expect(page.locator("#corruption").get_by_text("rank correlation").first).to_be_visible()
+    expect(page.locator("#corruption-text")).to_contain_text("The model keeps")
+    screenshot(page, "corruptions")
