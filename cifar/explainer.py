@@ -25,8 +25,8 @@ LAYERS = STAGE_LAYERS + (ORIGINAL_LAYER,)
 # sum negative everywhere, a blank heatmap (the final model: 7 of the 10 example images).
 DEFAULT_LAYER = "layer4"
 DEFAULT_METHOD = "Grad-CAM"  # the original project's method
-# Methods whose cost grows with the layer: one forward pass per channel (512 at layer4, about 4 s of a 2-core CPU;
-# BENCHMARKS.md). The page asks for their chosen layer's map alone, so it is not kept waiting for the strip's.
+# Methods whose cost grows with the layer: one forward pass per channel (512 at layer4, 1.4 to 4.6 s of a 2-core CPU,
+# by machine; BENCHMARKS.md). The page asks for their chosen layer's map alone, so it is not kept waiting for the strip's.
 COSTLY_METHODS = ("Score-CAM",)
 # Methods whose map does not depend on the class asked for, and why (the page says so).
 CLASS_AGNOSTIC = {"Eigen-CAM": "the main pattern of the layer's activations, no gradients"}

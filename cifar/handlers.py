@@ -24,7 +24,7 @@ ALL = "all"
 MAX_GALLERY = 100
 # What each method costs and means, shown under the method choice.
 METHOD_COSTS = ("Each is one forward and one backward pass for all layers (milliseconds), except Score-CAM: one "
-                "forward pass per channel (512 at layer4), about 4 s for the heatmap at layer4 on a 2-core CPU and "
+                "forward pass per channel (512 at layer4), 1.5 to 5 s for the heatmap at layer4 on a 2-core CPU and "
                 "as long again for the strip of the four stages, which follows it. Eigen-CAM needs no backward pass, "
                 "and shows the same map for every class.")
 
