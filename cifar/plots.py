@@ -119,9 +119,11 @@ def corruption_figure(value: dict):
     """Accuracy against severity (0: clean) for each corruption of metrics.json "corruptions"; those outside the
     benchmark's fifteen dashed."""
     fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
-    for name, accuracies in value["accuracy"].items():
+    colours = plt.get_cmap("tab20").colors  # 16 lines: the default cycle's 10 colours would repeat
+    for colour, (name, accuracies) in zip(colours, value["accuracy"].items()):
         ax.plot(range(6), [100 * value["clean"], *(100 * a for a in accuracies)], marker="o", markersize=3,
-                label=name.replace("_", " "), linestyle="-" if name in value["benchmark_made"] else "--")
+                color=colour, label=name.replace("_", " "),
+                linestyle="-" if name in value["benchmark_made"] else "--")
     ax.set_xlabel("severity (0: the clean pictures)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"CIFAR-10-C corruptions, {value['images']} test images: mean {100 * value['mean']:.1f}% "
