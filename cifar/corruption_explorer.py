@@ -37,12 +37,12 @@ def explore(handlers: Handlers, image, corruption: str = DEFAULT_CORRUPTION, lay
                 f"severity {s}: {classes[c.argmax()]} {100 * c.max():.0f}%")
                for s, (p, c) in enumerate(zip(pictures, chances))]
     gallery += [(image_file(overlay(enlarge(p, PICTURE_SIZE), heatmap, opacity)),
-                 "clean" if s == 0 else f"severity {s}: rank correlation {similarity[s]:+.2f}")
+                 "clean" if s == 0 else f"severity {s}: ρ {similarity[s]:+.2f}")
                 for s, (p, heatmap) in enumerate(zip(pictures, maps))]
     kept = sum(int(c.argmax()) == clean_class for c in chances[1:])
     text = (f"**{corruption.replace('_', ' ')}**, severities 0 (clean) to 5, as in CIFAR-10-C. The model keeps "
             f"**{classes[clean_class]}** at {kept} of the {len(SEVERITIES)} severities. Below, {method} at `{layer}` "
-            f"for {classes[clean_class]} on each picture, and how much of the clean heatmap's order it keeps (rank "
+            f"for {classes[clean_class]} on each picture, and how much of the clean heatmap's order it keeps (ρ, the rank "
             "correlation: 1 is the same order, 0 none of it).")
     return gallery, text, {"predicted": [classes[c.argmax()] for c in chances], "rank_correlation": similarity}
 

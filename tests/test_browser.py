@@ -218,6 +218,6 @@ def test_the_corruptions_tab_shows_every_severity_of_the_current_picture(page):
     page.get_by_role("tab", name="Corruptions").click()
     page.get_by_role("button", name="Corrupt").click()
     expect(page.locator("#corruption img")).to_have_count(12, timeout=60_000)  # six pictures, six heatmaps
-    expect(page.locator("#corruption").get_by_text("rank correlation").first).to_be_visible()
+    expect(page.locator("#corruption").get_by_text("severity 5: ρ").first).to_be_visible()
     expect(page.locator("#corruption-text")).to_contain_text("The model keeps")
     screenshot(page, "corruptions")
