@@ -42,8 +42,8 @@ def explore(handlers: Handlers, image, corruption: str = DEFAULT_CORRUPTION, lay
     kept = sum(int(c.argmax()) == clean_class for c in chances[1:])
     text = (f"**{corruption.replace('_', ' ')}**, severities 0 (clean) to 5, as in CIFAR-10-C. The model keeps "
             f"**{classes[clean_class]}** at {kept} of the {len(SEVERITIES)} severities. Below, {method} at `{layer}` "
-            f"for {classes[clean_class]} on each picture, and how much of the clean heatmap's order it keeps (ρ, the rank "
-            "correlation: 1 is the same order, 0 none of it).")
+            f"for {classes[clean_class]} on each picture, and how much of the clean heatmap's order it keeps "
+            "(ρ, the rank correlation: 1 is the same order, 0 none of it).")
     return gallery, text, {"predicted": [classes[c.argmax()] for c in chances], "rank_correlation": similarity}
 
 
