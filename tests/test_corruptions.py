@@ -94,12 +94,12 @@ def test_noise_has_the_authors_strength():
 
 def test_the_benchmark_command_writes_its_table_into_the_run(tiny_run, tmp_path):
     run_dir = shutil.copytree(tiny_run, tmp_path / "run")
-    data_dir = npz_folder(tmp_path / "data", {"test": synthetic_cifar(n_test=40)["test"]})
+    data_dir = npz_folder(tmp_path / "data", {"test": synthetic_cifar(n_test=20)["test"]})
     command = [sys.executable, "-m", "cifar.corruption_benchmark", str(run_dir), "--data-dir", str(data_dir)]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=600)
     value = json.loads((run_dir / "metrics.json").read_text())["corruptions"]
     assert set(value["accuracy"]) == set(CORRUPTIONS) and all(len(a) == 5 for a in value["accuracy"].values())
-    assert value["images"] == 40 and set(value["missing"]) == set(MISSING)  # at most 100 of each class: all 40
+    assert value["images"] == 20 and set(value["missing"]) == set(MISSING)  # at most 100 of each class: all 20
     made = [name for name in BENCHMARK if name in CORRUPTIONS]
     assert value["mean"] == pytest.approx(np.mean([value["accuracy"][name] for name in made]), abs=1e-4)
     assert "## Corrupted pictures (CIFAR-10-C)" in (run_dir / "README.md").read_text()
