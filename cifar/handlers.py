@@ -9,6 +9,7 @@ the misclassified set and the faithfulness table are read once, at start-up.
 import gradio as gr
 import numpy as np
 
+from .calibration import scaled_probabilities
 from .evaluate import check_tta
 from .explainer import (CLASS_AGNOSTIC, COSTLY_METHODS, DEFAULT_LAYER, DEFAULT_METHOD, LAYERS, MISTAKE_SIDES,
                         BASELINES, RANDOM, STAGE_LAYERS, Explainer)
@@ -61,6 +62,13 @@ class Handlers:
         # logits of the run's own TTA: served with another, or from a run without one, it is shown raw.
         calibration = run.metrics.get("calibration")
         self.temperature = calibration["temperature"] if calibration and self.tta == run.metrics["tta"] else None
+        # The mistakes' confidences as the page shows every other: calibrated, from the logits stored with the run; a run
+        # without them, or served with another TTA, shows the softmax stored with its mistakes.
+        wrong = run.misclassified
+        self.mistake_confidence = wrong["confidence"]
+        if self.temperature and run.predictions is not None:
+            logits = run.predictions["logits_tta"][wrong["index"]]
+            self.mistake_confidence = scaled_probabilities(logits, self.temperature).max(1).astype(np.float32)
 
     @property
     def test_accuracy(self) -> float:
@@ -282,7 +290,7 @@ class Handlers:
         if predicted_class != ALL:
             keep &= wrong["predicted"] == self.classes.index(predicted_class)
         chosen = np.flatnonzero(keep)
-        chosen = chosen[np.argsort(-wrong["confidence"][chosen], kind="stable")][:count]
+        chosen = chosen[np.argsort(-self.mistake_confidence[chosen], kind="stable")][:count]
         return chosen, f"{len(chosen)} shown of {int(keep.sum())} matching ({len(keep)} misclassified test images in all)"
 
     def _gallery_scores(self, chosen, side: str):
@@ -302,7 +310,7 @@ class Handlers:
         for n, i in enumerate(chosen):
             picture = enlarge(wrong["images"][i], 128)
             caption = (f"{self.classes[wrong['true'][i]]} → {self.classes[wrong['predicted'][i]]} "
-                       f"{100 * wrong['confidence'][i]:.0f}%")
+                       f"{100 * self.mistake_confidence[i]:.0f}%")
             if with_gradcam:
                 picture = overlay(picture, cams[n], opacity)
                 caption += f" · ROAD {scores[n]:+.2f}"
@@ -326,6 +334,6 @@ class Handlers:
                 cams, scores = evidence[side]
                 caption = f"{side}: {self.classes[wrong[side][i]]} · ROAD {scores[n]:+.2f}"
                 if side == "predicted":
-                    caption += f" ({100 * wrong['confidence'][i]:.0f}%)"
+                    caption += f" ({100 * self.mistake_confidence[i]:.0f}%)"
                 gallery.append((image_file(overlay(picture, cams[n], opacity)), caption))
         return gallery, text

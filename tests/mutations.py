@@ -140,8 +140,10 @@ MUTATIONS = {
                                           "return misclassified[heatmap_key(side)][:len(chosen)]",
                                           ["tests/test_app.py::test_the_gallery_draws_the_heatmaps_stored_with_the"
                                            "_run_which_are_those_it_would_compute"]),
-    "mistakes-least-confident-first": ("cifar/handlers.py", 'np.argsort(-wrong["confidence"][chosen]',
-                                       'np.argsort(wrong["confidence"][chosen]', ["tests/test_app.py"]),
+    "mistakes-least-confident-first": ("cifar/handlers.py", 'np.argsort(-self.mistake_confidence[chosen]',
+                                       'np.argsort(self.mistake_confidence[chosen]', ["tests/test_app.py"]),
+    "mistakes-shown-raw": ("cifar/handlers.py", "        if self.temperature and run.predictions is not None:\n",
+                           "        if False:\n", ["tests/test_app.py::test_misclassified_gallery_order_and_filters"]),
     "predicted-class-filter-ignored": ("cifar/handlers.py",
                                        'keep &= wrong["predicted"] == self.classes.index(predicted_class)',
                                        "keep &= True", ["tests/test_app.py"]),

@@ -1,5 +1,6 @@
 """The app through its public API, as a gradio_client user sees it, on a loopback port."""
 
+import math
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -113,16 +114,25 @@ def test_explain_opacity_zero_shows_the_image_and_one_the_heatmap(client):
     assert np.abs(plain - heat).mean() > 20
 
 
+def calibrated_mistake_confidence(run_dir) -> np.ndarray:
+    """Each mistake's calibrated confidence, from the stored TTA logits and temperature by a plain softmax."""
+    run = load_run(str(run_dir))
+    logits = run.predictions["logits_tta"][run.misclassified["index"]] / run.metrics["calibration"]["temperature"]
+    return np.array([max(math.exp(v) for v in row) / sum(math.exp(v) for v in row) for row in logits.tolist()])
+
+
 def test_misclassified_gallery_order_and_filters(client, tiny_run):
     wrong = np.load(tiny_run / "misclassified.npz")
     classes = load_run(str(tiny_run)).classes
     assert len(wrong["true"]) >= 5, "the tiny run must make a few mistakes for this test to compare anything"
+    confidence = calibrated_mistake_confidence(tiny_run)  # as the page shows every confidence: calibrated
+    assert np.abs(confidence - wrong["confidence"]).max() > 0.01  # not the raw softmax stored with them
 
     def expected(keep, count):
         """Captions of the `count` most confident mistakes among `keep`, computed from the npz alone."""
-        order = sorted(np.flatnonzero(keep), key=lambda i: -wrong["confidence"][i])[:count]
+        order = sorted(np.flatnonzero(keep), key=lambda i: -confidence[i])[:count]
         return [f"{classes[wrong['true'][i]]} → {classes[wrong['predicted'][i]]} "
-                f"{100 * wrong['confidence'][i]:.0f}%" for i in order]
+                f"{100 * confidence[i]:.0f}%" for i in order]
 
     everything = np.ones(len(wrong["true"]), bool)
     gallery, summary = client.predict(3, "all", "all", False, 0.5, api_name="/misclassified")
@@ -145,7 +155,7 @@ def test_misclassified_gallery_order_and_filters(client, tiny_run):
     # live; that the stored heatmaps are Grad-CAM's is checked below).
     plain, _ = client.predict(3, "all", "all", False, 0.5, api_name="/misclassified")
     overlaid, _ = client.predict(3, "all", "all", True, 0.5, api_name="/misclassified")
-    order = sorted(everything.nonzero()[0], key=lambda i: -wrong["confidence"][i])[:3]
+    order = sorted(everything.nonzero()[0], key=lambda i: -confidence[i])[:3]
     model = load_run(str(tiny_run)).model
     images = image_tensor(wrong["images"][order])
     scores = road(model, images, wrong["heatmap_predicted"][order].astype(np.float32), wrong["predicted"][order]).score
@@ -159,7 +169,8 @@ def test_each_mistake_shows_the_evidence_for_its_predicted_and_true_class(client
     wrong = np.load(tiny_run / "misclassified.npz")
     classes = load_run(str(tiny_run)).classes
     gallery, summary = client.predict(3, "all", "all", 0.5, api_name="/mistake_evidence")
-    order = sorted(range(len(wrong["true"])), key=lambda i: -wrong["confidence"][i])[:3]
+    confidence = calibrated_mistake_confidence(tiny_run)
+    order = sorted(range(len(wrong["true"])), key=lambda i: -confidence[i])[:3]
     captions = [item["caption"] for item in gallery]
     assert len(captions) == 6 and summary.startswith("3 shown of")
     for n, i in enumerate(order):
