@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     try:
         model = train(config, data, args.out, resume=args.resume, device=device)
     except KeyboardInterrupt:
-        sys.exit(f"\ninterrupted: the last finished epoch is saved; continue with the same command plus --resume")
+        sys.exit("\ninterrupted: the last finished epoch is saved; continue with the same command plus --resume")
     except (FileExistsError, ValueError) as error:
         sys.exit(f"error: {error}")
     if is_main_process():  # under torchrun, rank 0 alone writes the run folder and pushes
