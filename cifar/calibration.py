@@ -6,14 +6,9 @@ Temperature scaling divides every logit by one number T, fitted by minimising th
 data. It never changes which class is predicted, only how sure the model says it is. The temperature is never fitted
 on the images it is reported on: a run with a validation split fits on it and reports on the test set; a run trained
 on all 50,000 training images (the bundled one) fits on a fixed half of the test set and reports on the other half.
-
-    python -m cifar.calibration checkpoints/resnet18-cifar10 --data-dir ../shared/cifar10
-
-adds the calibration to a finished run (metrics.json, calibration.png, the model card) from its predictions.npz.
+Every run records its calibration when it finishes (cifar/run_folder.py); `python -m cifar.recalibrate RUN` adds it
+to an older run.
 """
-
-import argparse
-import os
 
 import numpy as np
 import torch
@@ -140,32 +135,3 @@ looking at them: the rest of the gap is the shape of the miscalibration (the bin
 
 
 CARD_HEADING = "## Calibration"
-
-
-def main(argv=None):
-    # Here, not at the top: the run folder and the model card import this module for what every run records.
-    from .data import load_cifar10
-    from .evaluate import tta_of_views, validation_views
-    from .plots import reliability_figure
-    from .run_folder import CALIBRATION_FIGURE, PREDICTIONS_FILE, add_measurement, load_run
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run folder")
-    parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with train.npz, test.npz")
-    args = parser.parse_args(argv)
-    run = load_run(args.run)
-    data = load_cifar10(args.data_dir)
-    with np.load(run.path / PREDICTIONS_FILE) as predictions:
-        test_logits = predictions["logits_tta"]
-    config, validation = run.history["config"], None
-    if config["val_size"]:
-        views, y_val = validation_views(run.model, data, config)
-        validation = (tta_of_views(views, config["tta"]), y_val)
-    calibration = run_calibration(test_logits, data["test"][1], validation)
-    add_measurement(run.path, "calibration", calibration, reliability_figure(calibration), CALIBRATION_FIGURE,
-                    CARD_HEADING, card_section(calibration))
-    print(card_section(calibration))
-
-
-if __name__ == "__main__":
-    main()

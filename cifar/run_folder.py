@@ -69,7 +69,7 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
 
 
 def add_measurement(run_dir: Path, key: str, value: dict, figure, figure_name: str, heading: str, section: str) -> None:
-    """What a command run after training adds to a run folder (python -m cifar.calibration, cifar.sanity): `value`
+    """What a command run after training adds to a run folder (python -m cifar.recalibrate, cifar.sanity): `value`
     under `key` in metrics.json, its figure, and its section of the model card (replaced, or added before the files)."""
     save_json(run_dir / "metrics.json", {**read_json(run_dir / "metrics.json"), key: value})
     save_figure(figure, run_dir / figure_name)

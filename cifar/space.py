@@ -40,7 +40,7 @@ SPACE_CONFIG = "space.json"
 MODEL_DIR = "model"  # where a local run folder goes in the Space
 TEST_SET = "data/test.npz"  # where the test set goes, when the deploy ships one (the Test set tab browses it)
 RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md")  # what the app reads
-# Added to a run after training (python -m cifar.faithfulness_table, cifar.sanity, cifar.test_set, cifar.calibration,
+# Added to a run after training (python -m cifar.faithfulness_table, cifar.sanity, cifar.test_set, cifar.recalibrate,
 # cifar.corruption_benchmark; runs trained since #22 and #23 write the predictions and the calibration figure
 # themselves): shipped when the run has them. Not preloaded from a model repo, which may not have them; the app
 # fetches them at start-up when there.

@@ -115,7 +115,7 @@ def test_the_bundled_runs_calibration_is_what_its_predictions_give():
 def test_the_command_recalibrates_a_run_from_its_predictions(tiny_run, tiny_data_dir, tmp_path):
     import shutil
 
-    from cifar import calibration
+    from cifar import calibration, recalibrate
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -123,7 +123,7 @@ def test_the_command_recalibrates_a_run_from_its_predictions(tiny_run, tiny_data
     del metrics["calibration"]  # a run from before calibration came
     (run / "metrics.json").write_text(json.dumps(metrics))
     (run / "calibration.png").unlink()
-    calibration.main([str(run), "--data-dir", str(tiny_data_dir)])
+    recalibrate.main([str(run), "--data-dir", str(tiny_data_dir)])
     written = json.loads((run / "metrics.json").read_text())
     assert written["calibration"] == json.loads((tiny_run / "metrics.json").read_text())["calibration"]
     assert written["test_accuracy"] == metrics["test_accuracy"] and (run / "calibration.png").is_file()
