@@ -137,6 +137,9 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
     def may_run_score_cam(*args, **kwargs):  # called with the handler's own arguments
         return GPU_SECONDS["Score-CAM"] if "Score-CAM" in (*args, *kwargs.values()) else quick
 
+    def method_task(handler):  # a handler whose arguments name a method: the tabs built in their own modules
+        return gpu_task(handler, may_run_score_cam)
+
     (predict, refresh_prediction, explain, analyze, refresh_explanation, refresh_heatmap, refresh_strip, faithfulness,
      refresh_faithfulness, contrast, refresh_contrast, compare_methods, refresh_compare_methods, misclassified, mistake_evidence) = (
         gpu_task(handler, seconds) for handler, seconds in (
@@ -239,8 +242,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
             compare_tab.select(refresh_contrast, contrast_inputs, contrast_outputs, api_visibility="private").then(
                 refresh_compare_methods, compare_inputs, compare_outputs, api_visibility="private")
         with gr.Tab("Corruptions"):
-            build_corruption_tab(handlers, image, layer, method, opacity,
-                                 lambda handler: gpu_task(handler, may_run_score_cam), run.metrics)
+            build_corruption_tab(handlers, image, layer, method, opacity, method_task, run.metrics)
         with gr.Tab("Training"):
             gr.Markdown(metrics_markdown(run))
             with gr.Row():
@@ -280,8 +282,7 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
             evidence_button.click(mistake_evidence, [count, true_class, predicted_class, opacity],
                                   [evidence_gallery, evidence_text], api_name="mistake_evidence")
         with gr.Tab("Test set"):
-            build_test_set_tab(browse_handlers, run.path, run.metrics, lambda handler: gpu_task(handler, may_run_score_cam),
-                               opacity)
+            build_test_set_tab(browse_handlers, run.path, run.metrics, method_task, opacity)
         with gr.Tab("Faithfulness"):
             gr.Markdown(faithfulness_tab_text(run), elem_id="faithfulness-table")
             if "randomization" in run.metrics:
