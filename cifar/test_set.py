@@ -128,16 +128,18 @@ class TestSet:
         matching = np.flatnonzero(keep)
         return Selection(matching[:count], len(matching))
 
+    def classes_of(self, indices: np.ndarray, side: str = "predicted") -> np.ndarray:
+        """The class each of those test images' heatmap explains: the one predicted, or the true one."""
+        return (self.predicted if side == "predicted" else self.labels)[indices]
+
     def heatmaps(self, indices: np.ndarray, method: str = DEFAULT_METHOD, layer: str = DEFAULT_LAYER,
                  side: str = "predicted") -> np.ndarray:
         """(N, 32, 32) the heatmaps of those test images at `layer`, for their predicted or their true class."""
-        targets = (self.predicted if side == "predicted" else self.labels)[indices]
-        return self.explainer.heatmaps(self.images[indices], (layer,), method, targets)[0][:, 0]
+        return self.explainer.heatmaps(self.images[indices], (layer,), method, self.classes_of(indices, side))[0][:, 0]
 
     def road(self, indices: np.ndarray, maps: np.ndarray, side: str = "predicted") -> np.ndarray:
         """(N,) the ROAD score of each map (heatmaps' order) for the class it explains."""
-        targets = (self.predicted if side == "predicted" else self.labels)[indices]
-        return self.explainer.road(self.images[indices], maps[:, None], targets).score[:, 0]
+        return self.explainer.road(self.images[indices], maps[:, None], self.classes_of(indices, side)).score[:, 0]
 
     def rows(self, indices: np.ndarray, road: np.ndarray | None = None) -> list[dict]:
         """The export's CSV rows: index, true class, prediction, calibrated confidence and, when given, ROAD."""

@@ -43,9 +43,8 @@ MUTATIONS = {
     "centre-square-shifted": ("cifar/test_set.py", "CENTRE = (slice(8, 24), slice(8, 24))",
                               "CENTRE = (slice(7, 23), slice(8, 24))", ["tests/test_test_set.py"]),
     "exported-maps-for-the-predicted-class": (
-        "cifar/test_set.py", "        targets = (self.predicted if side == \"predicted\" else self.labels)[indices]\n"
-        "        return self.explainer.heatmaps(", "        targets = self.predicted[indices]\n"
-        "        return self.explainer.heatmaps(",
+        "cifar/test_set.py", "self.explainer.heatmaps(self.images[indices], (layer,), method, self.classes_of(indices, side))",
+        "self.explainer.heatmaps(self.images[indices], (layer,), method, self.classes_of(indices))",
         ["tests/test_test_set.py::test_export_is_the_selection_browse_shows_with_its_maps_and_scores"]),
     # #24: the corruptions and their explorer.
     "corruption-severity-ignored": ("cifar/corruptions.py", "CORRUPTIONS[name](source, severity, rng)",
