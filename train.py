@@ -3,6 +3,7 @@
     python train.py --data-dir ../shared/cifar10 --out runs/fast          # the 4-epoch recipe
     python train.py --data-dir ../shared/cifar10 --out runs/fast --resume # after an interruption
     python train.py --recipe seed --out runs/seed                         # the original project
+    python train.py --recipe robust --out runs/robust                     # AugMix fine-tune of the shipped model
     python train.py --out runs/fast --push-to-hub USER/REPO               # train, then push
     python train.py --out runs/fast --push-to-hub USER/REPO --push-only   # push a finished run
 """
@@ -31,6 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation the final metrics are measured with")
     parser.add_argument("--val-size", type=int, help="training images held out for validation")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--init", metavar="RUN", help="start from this run folder's weights (fine-tuning)")
     parser.add_argument("--workers", type=int, help="DataLoader workers (default: 0 on CPU, 8 on GPU)")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument("--data-dir", help="folder with train.npz/test.npz (default: env CIFAR10_DIR, "
@@ -54,6 +56,9 @@ def check_args(args) -> None:
     if args.lr is not None and args.lr <= 0:
         sys.exit(f"error: --lr must be > 0, got {args.lr}")
     data_dir = args.data_dir or os.environ.get("CIFAR10_DIR")
+    init = args.init or RECIPES[args.recipe].init
+    if init and not args.push_only and not (Path(init) / "model.safetensors").is_file():
+        sys.exit(f"error: the training starts from {init}, which is not a run folder with model.safetensors")
     if data_dir and not args.push_only and not Path(data_dir).is_dir():
         sys.exit(f"error: data folder {data_dir} does not exist")
     if args.push_to_hub:
@@ -98,7 +103,8 @@ def main(argv=None) -> None:
 
     config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch,
                          lr=args.lr, label_smoothing=args.label_smoothing, cutout=args.cutout, tta=args.tta,
-                         val_size=args.val_size, seed=args.seed, workers=args.workers, compile=args.compile)
+                         val_size=args.val_size, seed=args.seed, init=args.init, workers=args.workers,
+                         compile=args.compile)
     device = torch.device(args.device) if args.device else pick_device()
     data = load_cifar10(args.data_dir)
     started = time.perf_counter()

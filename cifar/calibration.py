@@ -95,6 +95,14 @@ def best_temperature_ece(logits: np.ndarray, labels: np.ndarray) -> float:
     return min(expected_calibration_error(scaled_probabilities(logits, t), labels) for t in np.geomspace(0.25, 4, 241))
 
 
+def fits_on_validation(config: dict) -> bool:
+    """Whether a run's temperature is fitted on its validation split: it has one, and no starting weights of a
+    fine-tune saw it (the robust model starts from weights trained on all 50,000 images: on that split it is more
+    accurate, so more confident, than on new pictures; it is fitted on half the test set instead, as a run without a
+    split is)."""
+    return bool(config["val_size"]) and not config.get("init")
+
+
 def run_calibration(test_logits: np.ndarray, test_labels: np.ndarray, validation=None) -> dict:
     """A run's calibration: fitted on its validation split, `validation` = (TTA logits, labels), and reported on the
     test set; for a run with none, fitted on one half of the test set and reported on the other."""

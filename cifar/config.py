@@ -32,11 +32,16 @@ class TrainConfig:
     pad: int = 4
     cutout: int = 8  # side of the square hole in pixels; 0 turns it off
     rotate: float = 0.0  # max degrees; only the seed recipe uses it
+    augmix: int = 0  # AugMix severity (cifar/augmix.py; the authors' 3) after crop and flip; 0 turns it off
     mean: tuple = CIFAR10_MEAN
     std: tuple = CIFAR10_STD
     # Evaluation: average the logits of the image and its mirror (the app does the same).
     tta: str = "flip"  # "none" | "flip" | "flip_translate"
     val_size: int = 0  # images held out of the training set for choosing hyperparameters
+    # The first this-many validation images, under every CIFAR-10-C corruption made here at its five severities,
+    # measured after each epoch: the robustness curve a robust recipe is chosen on (never the test set's).
+    val_corruptions: int = 0
+    init: str = ""  # run folder whose weights the training starts from (fine-tuning); "": from scratch
     seed: int = 0
     workers: int = -1  # DataLoader workers; -1 picks by device
     compile: bool = False  # torch.compile the model (GPU)
@@ -64,6 +69,13 @@ RECIPES = {
     # one-cycle runs reach ~93.4% at 26 epochs and ~94% at 35, so 30 was fixed in advance. Measured:
     # 94.24% test accuracy, 94.90% with flip_translate TTA (6 views), 8.4 h on a 2-core CPU.
     "full": TrainConfig(epochs=30, tta="flip_translate"),
+    # The robust model (issue #24): the shipped "full" model fine-tuned 10 epochs with AugMix at the authors' settings
+    # (cifar/augmix.py; no cutout, as theirs), on 45,000 images so that 5,000 stay out to measure it: clean and, on 250
+    # of them, under the CIFAR-10-C corruptions after every epoch. Peak lr 0.05, a quarter of the full recipe's, so the
+    # fine-tune moves the model rather than restarting it; 10 epochs is what 2 CPU cores do in about 95 minutes.
+    # Fixed in advance, not swept: see docs/robust-recipe.md for what was measured.
+    "robust": TrainConfig(epochs=10, lr=0.05, cutout=0, augmix=3, val_size=5000, val_corruptions=250,
+                          init="checkpoints/resnet18-cifar10", tta="flip_translate"),
     # The original course project, reproduced on this code: batch 64, lr 0.01, plain SGD, constant lr,
     # rotation + cutout + flip, mean/std 0.5, 25 epochs.
     "seed": TrainConfig(epochs=25, batch_size=64, lr=0.01, warmup=0.0, momentum=0.0, nesterov=False,

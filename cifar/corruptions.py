@@ -255,3 +255,11 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.n
     rng = np.random.default_rng([seed, list(CORRUPTIONS).index(name), severity])
     source = images if name in ON_PICTURES else images / 255.
     return np.uint8(CORRUPTIONS[name](source, severity, rng))  # truncated, as the authors' np.uint8
+
+
+def every_corruption(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The pictures under each of the benchmark's corruptions made here at each severity, stacked, with their labels:
+    accuracy on the stack is the benchmark's mean (every corruption and severity weighs the same)."""
+    made = [name for name in BENCHMARK if name in CORRUPTIONS]
+    stack = [corrupt(images, name, severity, seed) for name in made for severity in SEVERITIES]
+    return np.concatenate(stack), np.tile(labels, len(stack))

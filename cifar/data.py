@@ -16,6 +16,7 @@ import torch  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
 from torch.utils.data import DataLoader, Dataset, Sampler  # noqa: E402
 
+from .augmix import AugMix  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 
 
@@ -59,6 +60,8 @@ def train_transform(config: TrainConfig) -> A.Compose:
         steps += [A.PadIfNeeded(32 + 2 * config.pad, 32 + 2 * config.pad, border_mode=cv2.BORDER_REFLECT_101),
                   A.RandomCrop(32, 32)]
     steps.append(A.HorizontalFlip(p=0.5))
+    if config.augmix:  # after crop and flip, as the AugMix authors' CIFAR training
+        steps.append(AugMix(config.augmix))
     if config.cutout:
         # Cutout: one hole filled with the dataset mean, so it reads as "no information" after
         # normalization.

@@ -33,6 +33,9 @@ def recipe_text(config: dict) -> str:
     if config["pad"]:
         augmentations.append(f"reflect-pad {config['pad']} + random crop")
     augmentations.append("horizontal flip")
+    if config.get("augmix"):
+        augmentations.append(f"AugMix at severity {config['augmix']} (the authors' operations and mixing, "
+                             "cifar/augmix.py)")
     if config["cutout"]:
         augmentations.append(f"cutout of one {config['cutout']}x{config['cutout']} hole")
     if not config["weight_decay"]:
@@ -40,7 +43,8 @@ def recipe_text(config: dict) -> str:
     else:
         decay = f"weight decay {config['weight_decay']}" + ("" if config["decay_norm_and_bias"]
                                                            else " (not on BatchNorm weights and biases)")
-    return (f"{optimizer}, {loss}, {schedule}, batch {config['batch_size']}, {decay}; "
+    start = f"Fine-tuned from the weights of `{config['init']}`: " if config.get("init") else ""
+    return (f"{start}{optimizer}, {loss}, {schedule}, batch {config['batch_size']}, {decay}; "
             f"Albumentations augmentation: {', '.join(augmentations)}.")
 
 
@@ -53,11 +57,18 @@ def model_card(metrics: dict, history: dict, run_info: dict) -> str:
     if config["val_size"]:
         how_chosen = (f"{config['val_size']:,} training images were held out as a validation split; the test "
                       "set was used only for the numbers above.")
+        if config.get("val_corruptions"):
+            how_chosen += (f" After each epoch the first {config['val_corruptions']} of them were also measured "
+                           "under every CIFAR-10-C corruption made here (`val_corrupted_accuracy` in history.json).")
+        if config.get("init"):
+            how_chosen += (f" The starting weights (`{config['init']}`) were trained on all 50,000 training images, "
+                           "the validation split among them: its clean accuracy flatters the model.")
     else:
         how_chosen = ("Trained on the whole training set: the hyperparameters were fixed before the run, from "
                       "published recipes (`cifar/config.py` says which), and none was chosen by looking at the "
                       "test set.")
     calibration = card_section(metrics["calibration"]) if "calibration" in metrics else ""
+    origin = f"fine-tuned from `{config['init']}`" if config.get("init") else "trained from scratch"
     return f"""---
 library_name: pytorch
 license: mit
@@ -76,7 +87,7 @@ model-index:
 
 # CIFAR-10 ResNet-18
 
-A ResNet-18 (CIFAR variant: 3x3 stem, no max-pool, 11,173,962 parameters) trained from scratch on
+A ResNet-18 (CIFAR variant: 3x3 stem, no max-pool, 11,173,962 parameters) {origin} on
 CIFAR-10 with the `train.py` of cifar-resnet-gradcam. Weights are stored in fp16
 (`model.safetensors`); all numbers below were measured on exactly these weights.
 

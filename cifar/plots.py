@@ -10,14 +10,15 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def curve_figure(history: dict, metric: str):
-    """Train vs test (and validation, when held out) `metric` ('accuracy' or 'loss') per epoch."""
+    """Train vs test (and validation, when held out, and under corruptions, when measured) `metric` ('accuracy' or
+    'loss') per epoch."""
     epochs = [e["epoch"] for e in history["epochs"]]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for split in ("train", "val", "test"):
+    for split in ("train", "val", "val_corrupted", "test"):
         key = f"{split}_{metric}"
         if history["epochs"] and key in history["epochs"][0]:
             values = [e[key] * (100 if metric == "accuracy" else 1) for e in history["epochs"]]
-            ax.plot(epochs, values, marker="o", label=split)
+            ax.plot(epochs, values, marker="o", label=split.replace("_", ", "))
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy (%)" if metric == "accuracy" else "cross-entropy loss")

@@ -1,5 +1,6 @@
 """Adds the calibration (cifar/calibration.py) to a finished run that lacks it, or fits it again: metrics.json,
-calibration.png and the model card, from the run's predictions.npz (and its validation split, when it has one).
+calibration.png and the model card, from the run's predictions.npz (and its validation split, when it has one that
+its weights never started from: calibration.fits_on_validation).
 
     python -m cifar.recalibrate checkpoints/resnet18-cifar10 --data-dir ../shared/cifar10
 """
@@ -9,7 +10,7 @@ import os
 
 import numpy as np
 
-from .calibration import CARD_HEADING, card_section, run_calibration
+from .calibration import CARD_HEADING, card_section, fits_on_validation, run_calibration
 from .data import load_cifar10
 from .evaluate import tta_of_views, validation_views
 from .plots import reliability_figure
@@ -26,7 +27,7 @@ def main(argv=None):
     with np.load(run.path / PREDICTIONS_FILE) as predictions:
         test_logits = predictions["logits_tta"]
     config, validation = run.history["config"], None
-    if config["val_size"]:
+    if fits_on_validation(config):
         views, y_val = validation_views(run.model, data, config)
         validation = (tta_of_views(views, config["tta"]), y_val)
     calibration = run_calibration(test_logits, data["test"][1], validation)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError
 
-from .calibration import run_calibration
+from .calibration import fits_on_validation, run_calibration
 from .evaluate import accuracy_by_tta, test_report, tta_of_views, validation_views
 from .explainer import MISTAKE_SIDES, Explainer, heatmap_key
 from .hub import model_card, with_card_section
@@ -55,7 +55,7 @@ def finish_run(run_dir: Path, data: dict, model: ResNet18, run_info: dict, devic
     if config["val_size"]:  # what the recipe's choices (its TTA among them) are made on
         views, y_val = validation_views(shipped, data, config, device)
         metrics["val_accuracy_by_tta"] = accuracy_by_tta(views, y_val)
-        validation = (tta_of_views(views, config["tta"]), y_val)
+        validation = (tta_of_views(views, config["tta"]), y_val) if fits_on_validation(config) else None
     metrics["calibration"] = run_calibration(predictions["logits_tta"], y_test, validation)
     save_json(run_dir / "metrics.json", metrics)
     atomic_write(run_dir / "misclassified.npz", lambda tmp: save_npz(tmp, misclassified))

@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .config import TrainConfig
+from .corruptions import every_corruption
 from .data import ArrayDataset, EpochLoader, split_validation, train_transform
 from .device import device_name, pick_device
 from .evaluate import loss_and_accuracy, predict_arrays, to_model_input
@@ -130,10 +131,25 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
     x_train, y_train = data["train"]
     x_test, y_test = data["test"]
     validation = None
+    splits = [("test", x_test, y_test)]
     if config.val_size:
         (x_train, y_train), validation = split_validation(x_train, y_train, config.val_size, config.seed)
+        splits.append(("val", *validation))
+    if config.val_corruptions:
+        if config.val_corruptions > config.val_size:
+            raise ValueError(f"val_corruptions ({config.val_corruptions}) needs that many validation images "
+                             f"(val_size is {config.val_size})")
+        # Made once (the corruptions cost more than the forward passes), measured after every epoch.
+        splits.append(("val_corrupted", *every_corruption(*(v[:config.val_corruptions] for v in validation),
+                                                          config.seed)))
 
-    model = ResNet18(mean=config.mean, std=config.std).to(device, memory_format=torch.channels_last)
+    model = ResNet18(mean=config.mean, std=config.std)
+    if config.init:  # fine-tuning: start from a finished run's weights (safetensors, never a pickle)
+        start = ResNet18.from_pretrained(config.init)
+        if start.mean.tolist() != model.mean.tolist() or start.std.tolist() != model.std.tolist():
+            raise ValueError(f"{config.init} normalizes with another mean/std than this recipe")
+        model.load_state_dict(start.state_dict())
+    model = model.to(device, memory_format=torch.channels_last)
     dataset = ArrayDataset(x_train, y_train, train_transform(config))
     # Under DDP each rank loads its own shard of every epoch, batch_size/world images a step.
     loader = EpochLoader(dataset, config.batch_size // world, config.seed, loader_workers(config, device),
@@ -194,7 +210,6 @@ def train(config: TrainConfig, data: dict, run_dir: Path, resume: bool = False, 
                   "train_loss": loss_sum.item() / seen.item(), "train_accuracy": correct.item() / seen.item(),
                   "train_images": seen.item(), "train_seconds": train_seconds,
                   "train_images_per_second": seen.item() / train_seconds}
-        splits = [("test", x_test, y_test)] + ([("val", *validation)] if validation else [])
         for name, x, y in splits:
             record[f"{name}_loss"], record[f"{name}_accuracy"] = loss_and_accuracy(
                 predict_arrays(model, x, device=device)[0], y)

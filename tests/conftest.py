@@ -90,18 +90,39 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_robust_run(tmp_path_factory, tiny_run):
+    """tiny_run fine-tuned one epoch the robust recipe's way (AugMix, a validation split measured under the
+    corruptions): the page's second model."""
+    from cifar.run_folder import finish_run
+    from cifar.training import train
+
+    run_dir = tmp_path_factory.mktemp("robust")
+    data = synthetic_cifar()
+    config = make_config("robust", epochs=1, batch_size=16, workers=0, val_size=16, val_corruptions=4,
+                         init=str(tiny_run), tta="flip")
+    model = train(config, data, run_dir, progress=False)
+    finish_run(run_dir, data, model, {"command": "pytest"})
+    return run_dir
+
+
+@pytest.fixture(scope="session")
 def tiny_test_set(tmp_path_factory):
     """The test split tiny_run was evaluated on, as a test.npz (what app.py --test-set reads)."""
     return npz_folder(tmp_path_factory.mktemp("test-set"), {"test": synthetic_cifar()["test"]}) / "test.npz"
 
 
+MODELS = ("standard", "robust")  # the names the test page gives tiny_run and tiny_robust_run
+
+
 @pytest.fixture(scope="module")
-def app(tiny_run, tiny_test_set):
+def app(tiny_run, tiny_robust_run, tiny_test_set):
+    """The page as `python app.py` serves it: two models, the first chosen by default, and a test set."""
     from benchmarks.common import free_port
     from cifar.demo import build_demo, launch
     from cifar.run_folder import load_run
 
-    demo = build_demo(load_run(str(tiny_run)), EXAMPLES, test_set=tiny_test_set)
+    runs = dict(zip(MODELS, (load_run(str(tiny_run)), load_run(str(tiny_robust_run)))))
+    demo = build_demo(runs, EXAMPLES, test_set=tiny_test_set)
     port = free_port()
     launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield demo, f"http://127.0.0.1:{port}/"

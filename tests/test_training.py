@@ -141,6 +141,25 @@ def test_model_card_describes_the_recipe_the_run_used():
     assert "plain SGD" in seed and "constant learning rate 0.01" in seed and "rotation up to 15.0" in seed
     assert "smoothing" not in seed and "reflect-pad" not in seed and "no weight decay" in seed
     assert "cutout" not in recipe_text(make_config("fast").to_dict())  # the short recipe has none
+    robust = recipe_text(make_config("robust").to_dict())
+    assert robust.startswith("Fine-tuned from the weights of `checkpoints/resnet18-cifar10`")
+    assert "AugMix at severity 3" in robust and "cutout" not in robust and "AugMix" not in full
+
+
+def test_a_fine_tuned_runs_card_says_where_it_started_and_what_its_validation_saw(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    history = json.loads((tiny_run / "history.json").read_text())
+    history["config"] = make_config("robust").to_dict()
+    card = model_card(metrics, history, {"command": "train.py --recipe robust", "train_images": 45_000})
+    assert "fine-tuned from `checkpoints/resnet18-cifar10` on" in card and "trained from scratch" not in card
+    assert "the first 250 of them were also measured under every CIFAR-10-C corruption" in card
+    assert "its clean accuracy flatters the model" in card  # the start saw the validation images
+
+
+def test_a_fine_tuned_run_is_calibrated_on_half_the_test_set_not_on_the_split_its_start_saw(tiny_robust_run):
+    calibration = json.loads((tiny_robust_run / "metrics.json").read_text())["calibration"]
+    assert calibration["fitted_on"].startswith("a random half of the test set")
+    assert calibration["reported_on"].startswith("the other half")
 
 
 def test_one_cycle_shape():
@@ -214,3 +233,39 @@ def test_micro_batch_defaults_to_64_on_cpu_and_the_whole_batch_on_gpu():
     assert micro_batch_size(config, torch.device("cuda"), 256) == 256
     assert micro_batch_size(config, torch.device("cpu"), 16) == 16
     assert micro_batch_size(make_config(micro_batch=32), torch.device("cuda"), 256) == 32
+
+
+def robust_config(tiny_run, **overrides):
+    """The robust recipe on tiny data: AugMix, fine-tuned from tiny_run, validation measured under corruptions."""
+    return make_config("robust", **{"epochs": 2, "batch_size": 16, "workers": 0, "val_size": 16,
+                                    "val_corruptions": 3, "init": str(tiny_run), **overrides})
+
+
+def test_fine_tuning_starts_from_the_runs_weights(tiny_data, tiny_run, tmp_path):
+    from cifar.model import ResNet18
+
+    start = train(robust_config(tiny_run), tiny_data, tmp_path, progress=False, stop_after_epochs=0)
+    for name, value in ResNet18.from_pretrained(str(tiny_run)).state_dict().items():
+        torch.testing.assert_close(start.state_dict()[name], value)
+    with pytest.raises(ValueError, match="val_corruptions \\(3\\) needs that many validation images"):
+        train(robust_config(tiny_run, val_size=2), tiny_data, tmp_path / "other", progress=False)
+
+
+def test_the_robust_recipe_resumes_to_the_uninterrupted_result(tiny_data, tiny_run, tmp_path):
+    """AugMix draws from the batch's key like the other augmentations, so a resumed run ends where a whole one does;
+    after each epoch the validation images are measured under every corruption made here, as the benchmark does."""
+    from cifar.corruptions import every_corruption
+    from cifar.data import split_validation
+    from cifar.evaluate import predict_arrays
+
+    config = robust_config(tiny_run)
+    whole = train(config, tiny_data, tmp_path / "whole", progress=False)
+    train(config, tiny_data, tmp_path / "split", progress=False, stop_after_epochs=1)
+    train(config, tiny_data, tmp_path / "split", resume=True, progress=False)
+    read = lambda name: json.loads((tmp_path / name / "history.json").read_text())
+    assert without_timings(read("split")) == without_timings(read("whole"))
+    _, (x_val, y_val) = split_validation(*tiny_data["train"], config.val_size, config.seed)
+    x, y = every_corruption(x_val[:3], y_val[:3], config.seed)
+    assert len(x) == 12 * 5 * 3  # the twelve corruptions made here, five severities each
+    accuracy = float((predict_arrays(whole, x)[0].argmax(1) == y).mean())
+    assert read("whole")["epochs"][-1]["val_corrupted_accuracy"] == pytest.approx(accuracy)
