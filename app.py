@@ -1,7 +1,8 @@
 """Gradio demo of a trained run: prediction, Grad-CAM, training curves, misclassified images.
 
-    python app.py                                  # the bundled checkpoint
+    python app.py                                  # the two bundled models: standard, and robust to corruptions
     python app.py --model runs/fast --share        # another run folder, with a public link
+    python app.py --model runs/fast runs/full      # several: choose on the page, or see them side by side
     python app.py --model USER/REPO                # a run pushed to the Hugging Face Hub
     python app.py --tta none                       # one view per prediction instead of the run's TTA: faster
     python app.py --test-set ../shared/cifar10     # also browse and export the 10,000 test images
@@ -27,15 +28,18 @@ if on_zero_gpu():
 from cifar.evaluate import TTA_MODES  # noqa: E402
 
 HERE = Path(__file__).parent
-DEFAULT_MODEL = HERE / "checkpoints" / "resnet18-cifar10"
+# The bundled models: the standard one (the page's default) and the one fine-tuned to resist corruptions.
+DEFAULT_MODELS = [str(path) for path in (HERE / "checkpoints" / "resnet18-cifar10",
+                                         HERE / "checkpoints" / "resnet18-cifar10-robust") if path.is_dir()]
 # A deployed Space has no command line: its space.json says what to serve (cifar/space.py writes it).
 SPACE_CONFIG = json.loads((HERE / "space.json").read_text()) if (HERE / "space.json").is_file() else {}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=SPACE_CONFIG.get("model") or str(DEFAULT_MODEL),
-                        help="run folder or Hub repo id")
+    parser.add_argument("--model", nargs="+", default=SPACE_CONFIG.get("models") or DEFAULT_MODELS,
+                        help="run folders or Hub repo ids; the first is the page's default (default: the bundled "
+                        "models)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
@@ -45,7 +49,8 @@ def parse_args(argv=None):
     parser.add_argument("--test-set", help="CIFAR-10's test.npz, or a folder with one: browse and export it on the "
                         "Test set tab (with --deploy: ship it with the Space, 28 MB)")
     deploy = parser.add_argument_group("deploying as a Hugging Face Space (token: HF_TOKEN or `hf auth login`)")
-    deploy.add_argument("--deploy", metavar="USER/SPACE", help="create or update this Space, serving --model with --tta")
+    deploy.add_argument("--deploy", metavar="USER/SPACE", help="create or update this Space, serving the --model(s) "
+                        "with --tta")
     deploy.add_argument("--hardware", help="hardware for the Space, e.g. cpu-basic (needs PRO) or t4-small (needs "
                         "billing); default: ZeroGPU for a new Space (free accounts: up to 2), an existing one's own")
     deploy.add_argument("--private", action="store_true", help="make the Space private (a new one, or an existing one)")
@@ -72,7 +77,7 @@ def deploy(args, argv) -> None:
     except DeployError as error:
         sys.exit(f"error: {error}")
     print("\n".join(done))
-    print(f"deployed {args.model} to {url} (the Space builds and starts in a few minutes)")
+    print(f"deployed {', '.join(args.model)} to {url} (the Space builds and starts in a few minutes)")
 
 
 def main(argv=None):
@@ -82,6 +87,7 @@ def main(argv=None):
     from cifar.demo import build_demo, launch
     from cifar.device import pick_device
     from cifar.run_folder import RunFolderError, load_run
+    from cifar.served import model_names
 
     # On ZeroGPU the model sits on "cuda" from the start; the GPU itself is attached per request.
     device = args.device or ("cuda" if on_zero_gpu() else pick_device())
@@ -91,16 +97,22 @@ def main(argv=None):
         if not torch.cuda.is_available():
             sys.exit(f"error: --device {device}, but this machine has no CUDA GPU that torch can use")
     try:
-        run = load_run(args.model, device)
-    except RunFolderError as error:
-        sys.exit(f"error: cannot load the model: {error}")
+        names = model_names(args.model)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    runs = {}
+    for name, model in zip(names, args.model):
+        try:
+            runs[name] = load_run(model, device)
+        except RunFolderError as error:
+            sys.exit(f"error: cannot load the model {model}: {error}")
     examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
     from cifar.test_set import TestSetError
 
     # A Space's test set, when its deploy shipped one, lies beside app.py.
     test_set = args.test_set or (SPACE_CONFIG.get("test_set") and HERE / SPACE_CONFIG["test_set"])
     try:
-        demo = build_demo(run, examples, args.tta, test_set)
+        demo = build_demo(runs, examples, args.tta, test_set)
     except TestSetError as error:
         sys.exit(f"error: cannot browse the test set: {error}")
     # A clicked example is sent back as the input image: Gradio serves it from any working directory only if allowed.

@@ -16,6 +16,7 @@ from .files import atomic_write
 from .pictures import IMAGE_DIR, image_file, overlay
 from .model import WEIGHTS_NAME
 from .run_folder import CLASS_HEATMAPS_FIGURE
+from .served import OnePerModel, Served
 from .test_set import CORRECTNESS, UNIFORM_CENTRE_SHARE, TestSet, centre_share, percent, read_test_set, versions
 
 ANY = "any"
@@ -140,13 +141,14 @@ class BrowseHandlers:
                 f"{rows}.")
 
 
-def build_tab(handlers: BrowseHandlers | None, run_path, metrics: dict, gpu_task, opacity) -> None:
-    """The Test set tab's controls and events (inside the page's Blocks). Without a test set, what to do instead."""
-    if handlers is None:
+def build_tab(browsers: Served | None, runs: dict, shown: OnePerModel, model, gpu_task, opacity) -> None:
+    """The Test set tab's controls and events (inside the page's Blocks), answered by the model chosen on the page.
+    Without a test set, what to do instead."""
+    if browsers is None:
         gr.Markdown("No test set is loaded: start the app with `--test-set` (a folder with CIFAR-10's `test.npz`, or "
                     "the file) to browse and export the 10,000 test images.")
         return
-    classes = handlers.classes
+    classes = browsers.first.classes
     with gr.Row():
         true_class = gr.Dropdown([ANY] + classes, value=ANY, label="True class")
         predicted_class = gr.Dropdown([ANY] + classes, value=ANY, label="Predicted class")
@@ -171,11 +173,16 @@ def build_tab(handlers: BrowseHandlers | None, run_path, metrics: dict, gpu_task
     selection = gr.JSON(visible=False)
     archive = gr.File(label="Exported selection", elem_id="test-set-export", height=120)
     inputs = [true_class, predicted_class, correctness, min_confidence, max_confidence, method, layer, side, count,
-              opacity]
-    browse, export_selection = gpu_task(handlers.browse), gpu_task(handlers.export)
+              opacity, model]
+    browse, export_selection = gpu_task(browsers.route("browse")), gpu_task(browsers.route("export"))
     show.click(browse, inputs, [gallery, summary, mean_map, selection], api_name="browse")
     export.click(export_selection, inputs, archive, api_name="export")
-    gr.Markdown(handlers.class_heatmaps_text(metrics), elem_id="class-heatmaps")
-    if (run_path / CLASS_HEATMAPS_FIGURE).is_file():
-        gr.Image(str(run_path / CLASS_HEATMAPS_FIGURE), label="Where the model looks, class by class",
-                 interactive=False)
+    # Another model's answers differ: the last one's selection is cleared rather than left under the new name.
+    model.change(lambda: ([], "", None, [], None), None, [gallery, summary, mean_map, selection, archive],
+                 api_visibility="private", queue=False)
+    for name in shown.each():
+        run = runs[name]
+        gr.Markdown(browsers[name].class_heatmaps_text(run.metrics), elem_id=shown.id("class-heatmaps", name))
+        if (run.path / CLASS_HEATMAPS_FIGURE).is_file():
+            gr.Image(str(run.path / CLASS_HEATMAPS_FIGURE), label="Where the model looks, class by class",
+                     interactive=False)

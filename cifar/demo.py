@@ -20,6 +20,8 @@ from .inference import DISPLAY_SIZE
 from .pictures import CACHE_SECONDS
 from .run_folder import CALIBRATION_FIGURE, CORRUPTIONS_FIGURE, RANDOMIZATION_FIGURE, Run
 from .sanity import card_section as sanity_section
+from .served import OnePerModel, Served
+from .side_by_side import build_tab as build_models_tab
 
 # Chosen for a 2-core CPU: 4 requests run at once (most take milliseconds of model time, a Score-CAM seconds), up
 # to 64 wait, more are turned away with a "queue full" message instead of piling up.
@@ -52,6 +54,25 @@ def metrics_markdown(run: Run) -> str:
             f"| with {m['tta']} TTA | **{100 * m['test_accuracy_tta']:.2f}%** |\n"
             f"| test loss | {m['test_loss']:.4f} |\n| epochs | {len(epochs)} |\n"
             f"| training time | {minutes:.1f} min on {run.history['device']} |\n" + calibration_rows(m))
+
+
+def model_summary(name: str, run: Run, handlers: Handlers) -> str:
+    """One line on the chosen model: what it is and how accurate."""
+    start = run.history["config"].get("init")
+    made = (f"fine-tuned from {start} ({augmentation_text(run.history['config'])})" if start
+            else "trained from scratch")
+    return (f"**{name}**: {made}; {100 * handlers.test_accuracy:.2f}% test accuracy"
+            + (f", {100 * run.metrics['corruptions']['mean']:.1f}% under the CIFAR-10-C corruptions"
+               if "corruptions" in run.metrics else "") + ".")
+
+
+def augmentation_text(config: dict) -> str:
+    return f"AugMix severity {config['augmix']}" if config.get("augmix") else "the same augmentation"
+
+
+def calibration_switch(handlers: Handlers):
+    """The calibrated/raw switch for a model: its note, and greyed out where it has no temperature."""
+    return gr.Checkbox(info=handlers.calibration_note(), interactive=handlers.temperature is not None)
 
 
 def calibration_rows(metrics: dict) -> str:
@@ -103,31 +124,38 @@ class ExampleAnswers:
     # top-k, layer, target, method, opacity, calibrated; the ROAD scores that follow depend on layer, target, method.
     DEFAULTS, SCORED = (3, DEFAULT_LAYER, PREDICTED, DEFAULT_METHOD, 0.5, True), slice(1, 4)
 
-    def __init__(self, handlers: Handlers, examples: list, analyze):
+    def __init__(self, models: Served, examples: list, analyze):
+        """`analyze`: the page's, routed to the model a click names (cifar/served.py); the default model's answers are
+        the ones computed ahead."""
         self.examples, self.analyze, self.ready = examples, analyze, {}
+        self.default, self.model = models.default, models[models.default]
         # Not a daemon: a process that exits (Ctrl-C) while it runs waits the few seconds it has left, where a daemon
         # thread would be killed inside torch (the process then aborts).
-        self.thread = threading.Thread(target=self._precompute, args=(handlers,), name="example-answers")
+        self.thread = threading.Thread(target=self._precompute, name="example-answers")
         if examples and not on_zero_gpu():
             self.thread.start()
 
-    def _precompute(self, handlers: Handlers):
+    def _precompute(self):
         for index, path in enumerate(self.examples):  # the clicks' answers first (about 1 s for the ten)...
-            self.ready[index] = handlers.analyze(path, *self.DEFAULTS)
+            self.ready[index] = self.model.analyze(path, *self.DEFAULTS)
         for path in self.examples:  # ...then the scores that follow them (about 8 s)
-            handlers.refresh_faithfulness(path, *self.DEFAULTS[self.SCORED])
+            self.model.refresh_faithfulness(path, *self.DEFAULTS[self.SCORED])
 
-    def __call__(self, index, *controls):
-        if tuple(controls) == self.DEFAULTS and index in self.ready:
+    def __call__(self, index, *controls_and_model):
+        *controls, model = controls_and_model
+        if tuple(controls) == self.DEFAULTS and model == self.default and index in self.ready:
             return self.examples[index], *copy.deepcopy(self.ready[index])  # Gradio consumes the update it is given
-        return self.examples[index], *self.analyze(self.examples[index], *controls)
+        return self.examples[index], *self.analyze(self.examples[index], *controls, model)
 
 
-def build_demo(run: Run, examples: list | None = None, tta: str | None = None, test_set=None) -> gr.Blocks:
-    """The page for `run`; `test_set` (test.npz, or a folder with one), when given, is browsed on its own tab."""
-    handlers = Handlers(run, tta)
-    browse_handlers = test_set and BrowseHandlers.for_run(run, handlers.explainer, handlers.tta, handlers.temperature,
-                                                          test_set)
+def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None = None, test_set=None) -> gr.Blocks:
+    """The page for `runs` ({name: run}, the first chosen by default; or one run alone); `test_set` (test.npz, or a
+    folder with one), when given, is browsed on its own tab."""
+    runs = runs if isinstance(runs, dict) else {runs.path.name: runs}
+    models = Served({name: Handlers(run, tta) for name, run in runs.items()})
+    browsers = test_set and Served({name: BrowseHandlers.for_run(run, models[name].explainer, models[name].tta,
+                                                                 models[name].temperature, test_set)
+                                    for name, run in runs.items()})
     # The handlers that run the model: on a ZeroGPU Space each call holds a GPU for at most the seconds given
     # (cifar/device.py). Both bounds are this 2-core CPU's own times with room to spare (a GPU only shortens
     # them): a prediction, a gradient heatmap or a ROAD score takes well under a second, Score-CAM (a forward
@@ -140,25 +168,30 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
     def method_task(handler):  # a handler whose arguments name a method: the tabs built in their own modules
         return gpu_task(handler, may_run_score_cam)
 
+    # Each takes the model's name last (cifar/served.py).
     (predict, refresh_prediction, explain, analyze, refresh_explanation, refresh_heatmap, refresh_strip, faithfulness,
-     refresh_faithfulness, contrast, refresh_contrast, compare_methods, refresh_compare_methods, misclassified, mistake_evidence) = (
-        gpu_task(handler, seconds) for handler, seconds in (
-            (handlers.predict, quick), (handlers.refresh_prediction, quick), (handlers.explain, may_run_score_cam),
-            (handlers.analyze, may_run_score_cam),
-            (handlers.refresh_explanation, may_run_score_cam), (handlers.refresh_heatmap, may_run_score_cam),
-            (handlers.refresh_strip, may_run_score_cam),
-            (handlers.faithfulness, may_run_score_cam), (handlers.refresh_faithfulness, may_run_score_cam),
-            (handlers.contrast, may_run_score_cam), (handlers.refresh_contrast, may_run_score_cam),
-            (handlers.compare_methods, GPU_SECONDS["Score-CAM"]), (handlers.refresh_compare_methods, GPU_SECONDS["Score-CAM"]),
-            (handlers.misclassified, quick), (handlers.mistake_evidence, quick)))
-    example_click = ExampleAnswers(handlers, examples or [], analyze)
-    classes = run.classes
-    accuracy = 100 * handlers.test_accuracy
+     refresh_faithfulness, contrast, refresh_contrast, compare_methods, refresh_compare_methods, misclassified,
+     mistake_evidence) = (gpu_task(models.route(name), seconds) for name, seconds in (
+        ("predict", quick), ("refresh_prediction", quick), ("explain", may_run_score_cam),
+        ("analyze", may_run_score_cam), ("refresh_explanation", may_run_score_cam),
+        ("refresh_heatmap", may_run_score_cam), ("refresh_strip", may_run_score_cam),
+        ("faithfulness", may_run_score_cam), ("refresh_faithfulness", may_run_score_cam),
+        ("contrast", may_run_score_cam), ("refresh_contrast", may_run_score_cam),
+        ("compare_methods", GPU_SECONDS["Score-CAM"]), ("refresh_compare_methods", GPU_SECONDS["Score-CAM"]),
+        ("misclassified", quick), ("mistake_evidence", quick)))
+    example_click = ExampleAnswers(models, examples or [], analyze)
+    first = runs[models.default]
+    classes = first.classes
+    shown = OnePerModel(models.names)
     with gr.Blocks(title="CIFAR-10 ResNet-18 + Grad-CAM", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
-        gr.Markdown(f"# CIFAR-10 ResNet-18 + Grad-CAM\nA ResNet-18 trained from scratch on CIFAR-10 "
-                    f"({accuracy:.1f}% test accuracy). Upload a picture of one of: {', '.join(classes)}; "
-                    "see what the model predicts and where it looked. "
-                    f"Computing on: **{device_name(model_device(run.model))}**.", elem_id="header")
+        gr.Markdown(f"# CIFAR-10 ResNet-18 + Grad-CAM\nResNet-18s trained on CIFAR-10. Upload a picture of one of: "
+                    f"{', '.join(classes)}; see what the model predicts and where it looked. "
+                    f"Computing on: **{device_name(model_device(first.model))}**.", elem_id="header")
+        # The model every tab answers with; hidden when there is only one.
+        model = gr.Dropdown(models.names, value=models.default, label="Model", visible=len(models.names) > 1,
+                            elem_id="model-choice")
+        for name in shown.each():
+            gr.Markdown(model_summary(name, runs[name], models[name]), elem_id=shown.id("model-summary", name))
         with gr.Tab("Predict & explain"):
             with gr.Row():
                 with gr.Column():
@@ -167,7 +200,8 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
                     top_k = gr.Slider(1, len(classes), value=3, step=1, label="Top-k classes")
                     # Ticked even where there is no temperature (then greyed out): the raw softmax is the same.
                     calibrated = gr.Checkbox(value=True, label="Calibrated confidence",
-                                             info=handlers.calibration_note(), interactive=handlers.temperature is not None,
+                                             info=models.first.calibration_note(),
+                                             interactive=models.first.temperature is not None,
                                              elem_id="calibrated")
                     classify = gr.Button("Classify", variant="primary")
                     examples_slot = gr.Column()
@@ -187,15 +221,16 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
                     score = gr.Markdown(elem_id="faithfulness")
                     scores = gr.JSON(visible=False)
             strip = gr.Gallery(label="Across the four stages (layer1 → layer4)", columns=4, height=300, elem_id="stages")
-            explain_inputs = [image, layer, target, method, opacity]
-            score_inputs, score_outputs = [image, layer, target, method], [score, scores]
+            explain_inputs = [image, layer, target, method, opacity, model]
+            score_inputs, score_outputs = [image, layer, target, method, model], [score, scores]
             # Each step shows as soon as it is ready: the heatmap with the strip of the four stages (for Score-CAM,
             # seconds each: the heatmap first, then the strip), then the ROAD scores (8 masked forward passes a map).
-            classify.click(predict, [image, top_k, calibrated], [label, model_view], api_name="predict").then(
+            prediction_inputs = [image, top_k, calibrated, model]
+            classify.click(predict, prediction_inputs, [label, model_view], api_name="predict").then(
                 explain, explain_inputs, [heatmap, strip, caption], api_name="explain").then(
                 faithfulness, score_inputs, score_outputs, api_name="faithfulness")
-            analyze_inputs = [image, top_k, layer, target, method, opacity, calibrated]
-            calibrated.change(refresh_prediction, [image, top_k, calibrated], label, api_visibility="private")
+            analyze_inputs = [image, top_k, layer, target, method, opacity, calibrated, model]
+            calibrated.change(refresh_prediction, prediction_inputs, label, api_visibility="private")
             analyze_outputs = [label, model_view, heatmap, strip, caption]
 
             def then_strip_and_scores(event):
@@ -219,6 +254,11 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
                                                      api_visibility="private"))
             opacity.change(refresh_explanation, explain_inputs, [heatmap, strip, caption], api_visibility="private").then(
                 refresh_strip, explain_inputs, strip, api_visibility="private")
+            # Another model: its own calibration, then its answers for the same picture and controls.
+            then_strip_and_scores(model.change(
+                lambda name: calibration_switch(models[name]), model, calibrated, api_visibility="private").then(
+                refresh_prediction, prediction_inputs, label, api_visibility="private").then(
+                refresh_explanation, explain_inputs, [heatmap, strip, caption], api_visibility="private"))
         with gr.Tab("Compare") as compare_tab:
             gr.Markdown("The picture, layer, method and class chosen on **Predict & explain**, seen another way. "
                         "Each heatmap carries its ROAD faithfulness score (higher is more faithful to the model; "
@@ -229,36 +269,28 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
             contrast_text = gr.Markdown()
             contrast_gallery = gr.Gallery(label="Predicted class · other class · what separates them", columns=3,
                                           height="auto", elem_id="contrast")
-            contrast_inputs, contrast_outputs = [image, rival, layer, method, opacity], [contrast_gallery, contrast_text]
+            contrast_inputs = [image, rival, layer, method, opacity, model]
+            contrast_outputs = [contrast_gallery, contrast_text]
             contrast_button.click(contrast, contrast_inputs, contrast_outputs, api_name="contrast")
             compare_button = gr.Button("Every method, side by side")
             compare_text = gr.Markdown()
             compare_gallery = gr.Gallery(label="Every method, most faithful first", columns=len(METHODS),
                                          height="auto", elem_id="all-methods")
-            compare_inputs, compare_outputs = [image, layer, target, opacity], [compare_gallery, compare_text]
+            compare_inputs, compare_outputs = [image, layer, target, opacity, model], [compare_gallery, compare_text]
             compare_button.click(compare_methods, compare_inputs, compare_outputs, api_name="compare_methods")
             # Opening the tab shows both for the current picture: the contrast first (milliseconds), then every method
             # (Score-CAM among them: seconds).
             compare_tab.select(refresh_contrast, contrast_inputs, contrast_outputs, api_visibility="private").then(
                 refresh_compare_methods, compare_inputs, compare_outputs, api_visibility="private")
         with gr.Tab("Corruptions"):
-            build_corruption_tab(handlers, image, layer, method, opacity, method_task, run.metrics)
+            build_corruption_tab(models, image, layer, method, opacity, method_task,
+                                 any("corruptions" in run.metrics for run in runs.values()))
+        if len(models.names) > 1:
+            with gr.Tab("Models side by side") as models_tab:
+                build_models_tab(models, models_tab, image, layer, target, method, opacity, method_task)
         with gr.Tab("Training"):
-            gr.Markdown(metrics_markdown(run))
-            with gr.Row():
-                gr.Image(str(run.path / "accuracy.png"), label="Accuracy", interactive=False, elem_id="accuracy-curve")
-                gr.Image(str(run.path / "loss.png"), label="Loss", interactive=False)
-            with gr.Row():
-                gr.Dataframe(per_class_table(run), headers=["class", "test accuracy (%)"], label="Per-class accuracy")
-                gr.Image(str(run.path / "confusion_matrix.png"), label="Confusion matrix", interactive=False)
-            if (run.path / CALIBRATION_FIGURE).is_file():
-                gr.Image(str(run.path / CALIBRATION_FIGURE), label="Reliability: raw and calibrated confidence",
-                         interactive=False, elem_id="reliability")
-            if "corruptions" in run.metrics:
-                gr.Markdown(without_images(corruption_section(run.metrics["corruptions"])), elem_id="corruptions")
-            if (run.path / CORRUPTIONS_FIGURE).is_file():
-                gr.Image(str(run.path / CORRUPTIONS_FIGURE), label="Accuracy under each corruption, by severity",
-                         interactive=False, elem_id="corruptions-plot")
+            for name in shown.each():
+                training_view(runs[name], shown, name)
         with gr.Tab("Misclassified"):
             with gr.Row():
                 count = gr.Slider(1, MAX_GALLERY, value=25, step=1, label="How many", elem_id="mistake-count")
@@ -269,27 +301,57 @@ def build_demo(run: Run, examples: list | None = None, tta: str | None = None, t
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Misclassified test images: true → predicted (confidence), most confident first", columns=5,
                                  height="auto", elem_id="misclassified")
-            gallery_inputs = [count, true_class, predicted_class, with_gradcam, opacity]
+            gallery_inputs = [count, true_class, predicted_class, with_gradcam, opacity, model]
             show = gr.Button("Show")
             show.click(misclassified, gallery_inputs, [gallery, summary], api_name="misclassified")
-            for control in (count, true_class, predicted_class, with_gradcam):
+            for control in (count, true_class, predicted_class, with_gradcam, model):
                 control.change(misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
             demo.load(misclassified, gallery_inputs, [gallery, summary], api_visibility="private")
             evidence_button = gr.Button("Evidence: predicted class beside true class")
             evidence_text = gr.Markdown()
             evidence_gallery = gr.Gallery(label=f"{GALLERY_METHOD} ({GALLERY_LAYER}) for the predicted class · for the true class",
                                           columns=4, height="auto", elem_id="mistake-evidence")
-            evidence_button.click(mistake_evidence, [count, true_class, predicted_class, opacity],
+            evidence_button.click(mistake_evidence, [count, true_class, predicted_class, opacity, model],
                                   [evidence_gallery, evidence_text], api_name="mistake_evidence")
         with gr.Tab("Test set"):
-            build_test_set_tab(browse_handlers, run.path, run.metrics, method_task, opacity)
+            build_test_set_tab(browsers, runs, shown, model, method_task, opacity)
         with gr.Tab("Faithfulness"):
-            gr.Markdown(faithfulness_tab_text(run), elem_id="faithfulness-table")
-            if "randomization" in run.metrics:
-                gr.Markdown(without_images(sanity_section(run.metrics["randomization"])), elem_id="randomization-table")
-            if (run.path / RANDOMIZATION_FIGURE).is_file():
-                gr.Image(str(run.path / RANDOMIZATION_FIGURE), label="Similarity to the trained model's maps as the "
-                         "weights are randomized from the logits down", interactive=False, elem_id="randomization")
+            for name in shown.each():
+                faithfulness_view(runs[name], shown, name)
         with gr.Tab("Model card"):
-            gr.Markdown(model_card_text(run))
+            for name in shown.each():
+                gr.Markdown(model_card_text(runs[name]))
+        shown.follow(model)
     return demo
+
+
+def training_view(run: Run, shown: "OnePerModel", name: str) -> None:
+    """The Training tab of one model: its numbers, curves, per-class accuracy, confusion, reliability, corruptions."""
+    gr.Markdown(metrics_markdown(run))
+    with gr.Row():
+        gr.Image(str(run.path / "accuracy.png"), label="Accuracy", interactive=False,
+                 elem_id=shown.id("accuracy-curve", name))
+        gr.Image(str(run.path / "loss.png"), label="Loss", interactive=False)
+    with gr.Row():
+        gr.Dataframe(per_class_table(run), headers=["class", "test accuracy (%)"], label="Per-class accuracy")
+        gr.Image(str(run.path / "confusion_matrix.png"), label="Confusion matrix", interactive=False)
+    if (run.path / CALIBRATION_FIGURE).is_file():
+        gr.Image(str(run.path / CALIBRATION_FIGURE), label="Reliability: raw and calibrated confidence",
+                 interactive=False, elem_id=shown.id("reliability", name))
+    if "corruptions" in run.metrics:
+        gr.Markdown(without_images(corruption_section(run.metrics["corruptions"])),
+                    elem_id=shown.id("corruptions", name))
+    if (run.path / CORRUPTIONS_FIGURE).is_file():
+        gr.Image(str(run.path / CORRUPTIONS_FIGURE), label="Accuracy under each corruption, by severity",
+                 interactive=False, elem_id=shown.id("corruptions-plot", name))
+
+
+def faithfulness_view(run: Run, shown: "OnePerModel", name: str) -> None:
+    """The Faithfulness tab of one model: its ROAD table and its randomization sanity check."""
+    gr.Markdown(faithfulness_tab_text(run), elem_id=shown.id("faithfulness-table", name))
+    if "randomization" in run.metrics:
+        gr.Markdown(without_images(sanity_section(run.metrics["randomization"])),
+                    elem_id=shown.id("randomization-table", name))
+    if (run.path / RANDOMIZATION_FIGURE).is_file():
+        gr.Image(str(run.path / RANDOMIZATION_FIGURE), label="Similarity to the trained model's maps as the "
+                 "weights are randomized from the logits down", interactive=False, elem_id=shown.id("randomization", name))

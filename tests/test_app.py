@@ -14,13 +14,15 @@ import torch
 from gradio_client import handle_file
 
 from benchmarks.common import served
-from cifar.explainer import CLASS_AGNOSTIC
+from cifar.explainer import CLASS_AGNOSTIC, Explainer
 from cifar.faithfulness import road
 from cifar.gradcam import METHODS, GradCAM
 from cifar.inference import image_tensor, load_image, prepare
+from cifar.handlers import Handlers
 from cifar.run_folder import load_run
+from cifar.served import Served
 
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, MODELS, ROOT
 
 
 @contextmanager
@@ -39,7 +41,52 @@ def test_examples_cover_every_class():
 def test_named_api_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/predict", "/explain", "/faithfulness", "/contrast", "/compare_methods", "/misclassified",
-                              "/mistake_evidence", "/browse", "/export", "/corruption"}
+                              "/mistake_evidence", "/browse", "/export", "/corruption", "/compare_models"}
+    # Every endpoint that runs one model takes its name last, the first model by default: callers may leave it out.
+    for name, endpoint in endpoints.items():
+        if name not in ("/corruption", "/compare_models"):  # these two answer with every model
+            last = endpoint["parameters"][-1]
+            assert last["parameter_name"] == "model" and last["parameter_default"] == MODELS[0], name
+
+
+def test_each_endpoint_answers_with_the_model_it_names(client, tiny_robust_run):
+    """The second model's prediction is its own (a forward pass of its weights), and not the first one's."""
+    run = load_run(str(tiny_robust_run))
+    handlers = Handlers(run)
+    label, _ = client.predict(handle_file(EXAMPLES[3]), 10, True, MODELS[1], api_name="/predict")
+    expected, _ = handlers.predict(EXAMPLES[3], 10)
+    assert {c["label"]: c["confidence"] for c in label["confidences"]} == pytest.approx(expected, abs=1e-5)
+    default, _ = client.predict(handle_file(EXAMPLES[3]), 10, True, api_name="/predict")
+    assert {c["label"]: c["confidence"] for c in default["confidences"]} != pytest.approx(expected, abs=1e-3)
+    gallery, text = client.predict(3, "all", "all", False, 0.5, MODELS[1], api_name="/misclassified")
+    assert text.endswith(f"({len(run.misclassified['true'])} misclassified test images in all)")
+
+
+def test_an_unknown_model_is_refused_by_name(client):
+    # Gradio's own check of the model chooser answers before the handler: "Value: nope is not in the list of choices".
+    with pytest.raises(Exception, match="nope is not in the list of choices: \\['standard', 'robust'\\]"):
+        client.predict(handle_file(EXAMPLES[3]), 3, True, "nope", api_name="/predict")
+    with pytest.raises(gr.Error, match="Unknown model 'nope': this page serves a, b"):
+        Served({"a": 1, "b": 2})["nope"]
+
+
+def test_models_side_by_side_answers_with_each_models_engine(client, tiny_run, tiny_robust_run):
+    gallery, text, numbers = client.predict(handle_file(EXAMPLES[4]), "layer3", "predicted class", "Grad-CAM", 0.5,
+                                            api_name="/compare_models")
+    assert list(numbers) == list(MODELS) and len(gallery) == 2
+    small, _ = prepare(load_image(EXAMPLES[4]))
+    for name, run_dir, item in zip(MODELS, (tiny_run, tiny_robust_run), gallery):
+        run = load_run(str(run_dir))
+        engine = Explainer(run.model)
+        chances = engine.probabilities(small, run.metrics["tta"], run.metrics["calibration"]["temperature"])
+        assert numbers[name]["probabilities"] == pytest.approx(dict(zip(run.classes, chances.tolist())), abs=1e-5)
+        explained = engine.explain(small, ("layer3",), "Grad-CAM", None).explained_class
+        road = float(engine.faithfulness(small, ("layer3",), "Grad-CAM", None).score[0])
+        assert numbers[name]["explained_class"] == run.classes[explained]
+        assert numbers[name]["road"] == pytest.approx(road, abs=1e-5)
+        assert item["caption"] == f"{name}: Grad-CAM for {run.classes[explained]} · ROAD {road:+.2f}"
+    verdicts = {numbers[name]["predicted"] for name in MODELS}
+    assert text.startswith("The models agree" if len(verdicts) == 1 else "The models disagree")
 
 
 def test_predict_returns_top_k_probabilities_and_the_model_input(client):
@@ -339,17 +386,22 @@ def test_an_example_click_at_the_default_controls_is_answered_from_start_up(tiny
     from cifar.demo import ExampleAnswers
     from cifar.handlers import Handlers
 
-    handlers = Handlers(load_run(str(tiny_run)))
-    click = ExampleAnswers(handlers, EXAMPLES[:2], handlers.analyze)
+    handlers, other = Handlers(load_run(str(tiny_run))), Handlers(load_run(str(tiny_run)))
+    models = Served({"first": handlers, "second": other})
+    click = ExampleAnswers(models, EXAMPLES[:2], models.route("analyze"))
     click.thread.join()
     forwards = []
     handlers.explainer.model.register_forward_hook(lambda *args: forwards.append(1))
-    answer = click(1, *ExampleAnswers.DEFAULTS)
+    answer = click(1, *ExampleAnswers.DEFAULTS, "first")
     handlers.refresh_faithfulness(EXAMPLES[1], *ExampleAnswers.DEFAULTS[ExampleAnswers.SCORED])  # what the page asks for next
     assert forwards == []
     assert answer == (EXAMPLES[1], *handlers.analyze(EXAMPLES[1], *ExampleAnswers.DEFAULTS))
-    click(1, 2, *ExampleAnswers.DEFAULTS[1:])  # other controls: computed for the click
+    click(1, 2, *ExampleAnswers.DEFAULTS[1:], "first")  # other controls: computed for the click
     assert forwards
+    others = []
+    other.explainer.model.register_forward_hook(lambda *args: others.append(1))
+    click(1, *ExampleAnswers.DEFAULTS, "second")  # another model: its own answer, computed for the click
+    assert others
 
 
 def test_the_calibrated_switch_redoes_the_prediction_alone(tiny_run):

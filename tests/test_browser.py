@@ -16,6 +16,7 @@ from tests.conftest import TEST_SET, needs_test_set
 from tests.test_app import app_process
 
 ROOT = Path(__file__).parent.parent
+BUNDLED = ("resnet18-cifar10", "resnet18-cifar10-robust")  # the models `python app.py` serves, the default first
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else None
 
@@ -210,14 +211,49 @@ def test_the_test_set_tab_browses_and_exports_the_selection(page):
     assert download.value.suggested_filename.endswith(".zip")
 
 
-def test_the_corruptions_tab_shows_every_severity_of_the_current_picture(page):
+def test_the_corruptions_tab_shows_every_severity_for_both_models(page):
     from playwright.sync_api import expect
 
     page.locator(".gallery-item").nth(3).click()
     expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
     page.get_by_role("tab", name="Corruptions").click()
     page.get_by_role("button", name="Corrupt").click()
-    expect(page.locator("#corruption img")).to_have_count(12, timeout=60_000)  # six pictures, six heatmaps
-    expect(page.locator("#corruption").get_by_text("severity 5: ρ").first).to_be_visible()
-    expect(page.locator("#corruption-text")).to_contain_text("The model keeps")
+    # Six pictures, then six heatmaps for each model.
+    expect(page.locator("#corruption img")).to_have_count(6 * (1 + len(BUNDLED)), timeout=60_000)
+    for name in BUNDLED:
+        expect(page.locator("#corruption").get_by_text(f"{name}: ").last).to_contain_text("· ρ")
+        expect(page.locator("#corruption-text")).to_contain_text(f"{name} keeps")
     screenshot(page, "corruptions")
+
+
+def test_choosing_the_robust_model_changes_every_answer_on_the_page(page):
+    from playwright.sync_api import expect
+
+    page.locator(".gallery-item").nth(3).click()
+    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#model-summary")).to_contain_text("trained from scratch")
+    standard = page.locator("#prediction").inner_text()
+    page.locator("#model-choice input").click()
+    page.get_by_role("option", name=BUNDLED[1]).click()
+    expect(page.locator("#model-summary-1")).to_contain_text("fine-tuned from checkpoints/resnet18-cifar10")
+    expect(page.locator("#model-summary")).to_be_hidden()
+    robust = json.loads((ROOT / "checkpoints" / BUNDLED[1] / "metrics.json").read_text())
+    # The prediction is redone by the robust model (its calibrated confidence differs from the standard one's).
+    expect(page.locator("#prediction")).not_to_have_text(standard, timeout=30_000)
+    page.get_by_role("tab", name="Training").click()
+    expect(page.locator("#corruptions-1")).to_contain_text(f"{100 * robust['corruptions']['mean']:.1f}% mean")
+    expect(page.locator("#corruptions")).to_be_hidden()
+    screenshot(page, "robust-model")
+
+
+def test_the_models_side_by_side_tab_shows_both_predictions_and_heatmaps(page):
+    from playwright.sync_api import expect
+
+    page.locator(".gallery-item").nth(3).click()
+    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Models side by side").click()
+    expect(page.locator("#models-side-by-side img")).to_have_count(len(BUNDLED), timeout=60_000)
+    for name in BUNDLED:
+        expect(page.locator("#models-text")).to_contain_text(f"| {name} |")
+        expect(page.locator("#models-side-by-side").get_by_text(f"{name}: Grad-CAM for")).to_be_visible()
+    screenshot(page, "models-side-by-side")

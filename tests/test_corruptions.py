@@ -111,12 +111,13 @@ def test_the_benchmark_command_writes_its_table_into_the_run(tiny_run, tmp_path)
 
 
 @needs_test_set
-def test_the_bundled_runs_table_is_what_the_benchmark_gives():
+@pytest.mark.parametrize("name", ["resnet18-cifar10", "resnet18-cifar10-robust"])
+def test_the_bundled_runs_table_is_what_the_benchmark_gives(name):
     """JPEG at its strongest and the clean pictures, recomputed on the same 1,000 test images."""
     from cifar.corruption_benchmark import accuracy, subset
     from cifar.test_set import read_test_set
 
-    run = load_run(str(ROOT / "checkpoints" / "resnet18-cifar10"))
+    run = load_run(str(ROOT / "checkpoints" / name))
     value = run.metrics["corruptions"]
     images, labels = read_test_set(TEST_SET)
     chosen = subset(labels)
@@ -126,29 +127,34 @@ def test_the_bundled_runs_table_is_what_the_benchmark_gives():
     assert jpeg == pytest.approx(value["accuracy"]["jpeg_compression"][4], abs=1e-3)
 
 
-def test_the_explorer_shows_every_severity_its_prediction_and_how_far_the_heatmap_moved(client, tiny_run):
+def test_the_explorer_shows_every_severity_each_models_prediction_and_how_far_its_heatmap_moved(client, tiny_run,
+                                                                                                tiny_robust_run):
     from gradio_client import handle_file
     from scipy.stats import spearmanr
 
     from cifar.explainer import Explainer
     from cifar.inference import load_image, prepare
-    from tests.conftest import EXAMPLES
+    from tests.conftest import EXAMPLES, MODELS
 
     gallery, text, numbers = client.predict(handle_file(EXAMPLES[3]), "contrast", "layer3", "Grad-CAM", 0.5,
                                             api_name="/corruption")
-    assert len(gallery) == 12 and gallery[0]["caption"].startswith("severity 0:")
-    run = load_run(str(tiny_run))
-    explainer = Explainer(run.model)
+    assert len(gallery) == 6 * 3 and gallery[0]["caption"] == "severity 0" and list(numbers) == list(MODELS)
     small, _ = prepare(load_image(EXAMPLES[3]))
     pictures = [small] + [corrupt(small[None], "contrast", s)[0] for s in SEVERITIES]
-    temperature = run.metrics["calibration"]["temperature"]
-    chances = [explainer.probabilities(p, run.metrics["tta"], temperature) for p in pictures]
-    assert numbers["predicted"] == [run.classes[c.argmax()] for c in chances]
-    clean_class = int(chances[0].argmax())
-    maps = [explainer.heatmaps(p[None], ("layer3",), "Grad-CAM", clean_class)[0][0, 0] for p in pictures]
-    assert maps[0].std() > 0  # the clean heatmap has an order to keep
-    for s, heatmap in enumerate(maps):
-        if heatmap.std() > 0:
-            expected = spearmanr(maps[0].ravel(), heatmap.ravel()).statistic
-            assert numbers["rank_correlation"][s] == pytest.approx(expected, abs=1e-6)
-    assert numbers["rank_correlation"][0] == pytest.approx(1.0) and f"keeps **{run.classes[clean_class]}**" in text
+    for row, (name, run_dir) in enumerate(zip(MODELS, (tiny_run, tiny_robust_run)), start=1):
+        run = load_run(str(run_dir))
+        explainer = Explainer(run.model)
+        temperature = run.metrics["calibration"]["temperature"]
+        chances = [explainer.probabilities(p, run.metrics["tta"], temperature) for p in pictures]
+        assert numbers[name]["predicted"] == [run.classes[c.argmax()] for c in chances]
+        assert numbers[name]["confidence"] == pytest.approx([float(c.max()) for c in chances], abs=1e-5)
+        assert gallery[6 * row]["caption"].startswith(f"{name}: {run.classes[chances[0].argmax()]}")
+        clean_class = int(chances[0].argmax())
+        maps = [explainer.heatmaps(p[None], ("layer3",), "Grad-CAM", clean_class)[0][0, 0] for p in pictures]
+        assert maps[0].std() > 0  # the clean heatmap has an order to keep
+        for s, heatmap in enumerate(maps):
+            if heatmap.std() > 0:
+                expected = spearmanr(maps[0].ravel(), heatmap.ravel()).statistic
+                assert numbers[name]["rank_correlation"][s] == pytest.approx(expected, abs=1e-4)  # batched vs one by one
+        assert numbers[name]["rank_correlation"][0] == pytest.approx(1.0)
+        assert f"**{name}** keeps **{run.classes[clean_class]}**" in text

@@ -75,3 +75,11 @@ def test_app_start_failure_is_one_clear_line(tiny_run, tmp_path):
     assert result.returncode != 0
     assert "error: cannot load the model" in result.stderr and "not a valid safetensors file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_two_models_the_page_could_not_tell_apart_are_refused_at_start(tiny_run, tmp_path):
+    twin = shutil.copytree(tiny_run, tmp_path / "elsewhere" / tiny_run.name)
+    result = subprocess.run([sys.executable, "app.py", "--model", str(tiny_run), str(twin)], capture_output=True,
+                            text=True, timeout=120, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"error: two models would both be called {tiny_run.name} on the page" in result.stderr
