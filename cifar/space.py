@@ -1,7 +1,8 @@
 """The app as a Hugging Face Space: the folder a Space needs, staged locally, and its upload.
 
-    python app.py --deploy USER/SPACE                         # the bundled model on ZeroGPU (a free account can)
+    python app.py --deploy USER/SPACE                         # the bundled models on ZeroGPU (a free account can)
     python app.py --deploy USER/SPACE --model runs/fast       # another run folder, uploaded with the app
+    python app.py --deploy USER/SPACE --model runs/a runs/b   # several, as the page serves them locally
     python app.py --deploy USER/SPACE --model USER/MODEL      # a model repo, fetched when the Space builds
     python app.py --deploy USER/SPACE --hardware cpu-basic    # other hardware: PRO (cpu-basic) or billing (GPUs)
     python app.py --deploy USER/SPACE --dry-run DIR           # stage the upload in DIR and say what would be sent
@@ -32,12 +33,13 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from .platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
 from .run_folder import (CALIBRATION_FIGURE, CLASS_HEATMAPS_FIGURE, CORRUPTIONS_FIGURE, FAITHFULNESS_FILE,
                          PREDICTIONS_FILE, RANDOMIZATION_FIGURE, REQUIRED_FILES, RunFolderError, is_repo_id, load_run)
+from .served import model_names
 from .test_set import TestSetError, read_test_set
 
 ROOT = Path(__file__).parent.parent
-# What the Space's app.py serves: {"model": folder or repo id, "tta": mode or null, "test_set": TEST_SET or null}
+# What the Space's app.py serves: {"models": [folder or repo id, ...], "tta": mode or null, "test_set": TEST_SET or null}
 SPACE_CONFIG = "space.json"
-MODEL_DIR = "model"  # where a local run folder goes in the Space
+MODELS_DIR = "models"  # where local run folders go in the Space: models/NAME, NAME being the page's name for it
 TEST_SET = "data/test.npz"  # where the test set goes, when the deploy ships one (the Test set tab browses it)
 RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md")  # what the app reads
 # Added to a run after training (python -m cifar.faithfulness_table, cifar.sanity, cifar.test_set, cifar.recalibrate,
@@ -68,27 +70,29 @@ def space_requirements() -> str:
                       *pins.values()]) + "\n"
 
 
-def front_matter(model: str, hardware: str | None = None) -> SpaceCardData:
+def front_matter(models: list, hardware: str | None = None) -> SpaceCardData:
     """The Space's configuration (the YAML block of its README), as the Spaces configuration reference
-    defines it. A model repo is named in `models` (the Hub links the two) and `preload_from_hub` (its files
+    defines it. Model repos are named in `models` (the Hub links them) and `preload_from_hub` (their files
     are fetched into the Space's HF cache when it builds, not at the first request)."""
     extra = {"emoji": "🔥", "colorFrom": "blue", "colorTo": "red", "pinned": False,
              "short_description": "CIFAR-10 ResNet-18: predictions and Grad-CAM"}
-    if is_repo_id(model):
-        extra["preload_from_hub"] = [f"{model} {','.join(RUN_FILES)}"]
+    repos = [model for model in models if is_repo_id(model)]
+    if repos:
+        extra["preload_from_hub"] = [f"{repo} {','.join(RUN_FILES)}" for repo in repos]
     if hardware in SUGGESTIBLE_HARDWARE:
         extra["suggested_hardware"] = hardware
     gradio_pin = read_requirements(ROOT / "requirements.txt")["gradio"].split("==")[1]
     return SpaceCardData(title="CIFAR-10 ResNet-18 + Grad-CAM", sdk="gradio", sdk_version=gradio_pin,
                          python_version=PYTHON_VERSION, app_file="app.py", license="mit",
-                         models=[model] if is_repo_id(model) else None, **extra)
+                         models=repos or None, **extra)
 
 
-def space_readme(model: str, hardware: str | None, command: str) -> str:
-    served = (f"the model repo [{model}](https://huggingface.co/{model})" if is_repo_id(model)
-              else f"the run folder in `{MODEL_DIR}/` (its model card: `{MODEL_DIR}/README.md`)")
+def space_readme(models: list, hardware: str | None, command: str) -> str:
+    served = "; ".join(f"the model repo [{model}](https://huggingface.co/{model})" if is_repo_id(model)
+                       else f"the run folder in `{MODELS_DIR}/{name}/` (its model card: `{MODELS_DIR}/{name}/README.md`)"
+                       for model, name in zip(models, model_names(models)))
     return f"""---
-{front_matter(model, hardware).to_yaml()}
+{front_matter(models, hardware).to_yaml()}
 ---
 
 # CIFAR-10 ResNet-18 + Grad-CAM
@@ -132,25 +136,31 @@ def app_modules(entry: str = "app.py") -> list:
     return sorted(found)
 
 
-def stage_space(folder: Path, model: str, tta: str | None = None, hardware: str | None = None,
+def stage_space(folder: Path, models: list, tta: str | None = None, hardware: str | None = None,
                 command: str = "python app.py --deploy", test_set: str | None = None) -> list:
-    """Write into `folder` exactly what the Space needs; returns the files' paths relative to it. `test_set`: a
-    test.npz (or a folder with one) to ship as TEST_SET, checked first (CIFAR-10's is 28 MB, stored by the Hub's
-    large-file storage through the HTTP upload)."""
+    """Write into `folder` exactly what the Space needs to serve `models` (run folders or model repos, the first the
+    page's default); returns the files' paths relative to it. `test_set`: a test.npz (or a folder with one) to ship as
+    TEST_SET, checked first (CIFAR-10's is 28 MB, stored by the Hub's large-file storage through the HTTP upload)."""
     folder = Path(folder)
+    try:
+        names = model_names(models)
+    except ValueError as error:
+        raise DeployError(f"cannot deploy: {error}") from None
     copies = {ROOT / "app.py": "app.py"}
     copies.update({ROOT / name: name for name in app_modules()})
     copies.update({path: f"examples/{path.name}" for path in sorted((ROOT / "examples").glob("*.png"))})
-    if is_repo_id(model):
-        served = model
-    else:
+    served = []
+    for model, name in zip(models, names):
+        if is_repo_id(model):
+            served.append(model)
+            continue
         try:
             load_run(model)  # a finished run that the app can load, checked before anything is uploaded
         except RunFolderError as error:
             raise DeployError(f"cannot deploy {model}: {error}") from None
-        copies.update({Path(model) / name: f"{MODEL_DIR}/{name}" for name in RUN_FILES + OPTIONAL_RUN_FILES
-                      if (Path(model) / name).is_file()})
-        served = MODEL_DIR
+        copies.update({Path(model) / file: f"{MODELS_DIR}/{name}/{file}" for file in RUN_FILES + OPTIONAL_RUN_FILES
+                       if (Path(model) / file).is_file()})
+        served.append(f"{MODELS_DIR}/{name}")
     if test_set:
         try:
             read_test_set(test_set)
@@ -160,9 +170,9 @@ def stage_space(folder: Path, model: str, tta: str | None = None, hardware: str 
     for source, name in copies.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / name)
-    config = {"model": served, "tta": tta, "test_set": TEST_SET if test_set else None}
+    config = {"models": served, "tta": tta, "test_set": TEST_SET if test_set else None}
     written = {SPACE_CONFIG: json.dumps(config, indent=2) + "\n",
-               "requirements.txt": space_requirements(), "README.md": space_readme(model, hardware, command)}
+               "requirements.txt": space_requirements(), "README.md": space_readme(models, hardware, command)}
     for name, text in written.items():
         (folder / name).write_text(text, encoding="utf-8")
     return sorted([*copies.values(), *written])
@@ -188,15 +198,16 @@ def the_token() -> str:
     return token
 
 
-def describe_request(space_id: str, model: str, tta: str | None, hardware: str | None, private: bool,
+def describe_request(space_id: str, models: list, tta: str | None, hardware: str | None, private: bool,
                      test_set: str | None = None) -> str:
     """What a deploy asks the Hub for, in words (printed by --dry-run)."""
-    served = f"the model repo {model} (fetched when the Space builds)" if is_repo_id(model) else f"the run folder {model}"
+    served = "; ".join(f"the model repo {model} (fetched when the Space builds)" if is_repo_id(model)
+                       else f"the run folder {model}" for model in models)
     return "\n".join([
         f"Space:      {space_id} (Gradio SDK, created if it does not exist, else updated)",
         f"hardware:   {hardware or ZERO_GPU_HARDWARE + ' (ZeroGPU) for a new Space; an existing one keeps its own'}",
         f"visibility: {'private' if private else 'public for a new Space; an existing one keeps its own'}",
-        f"model:      {served}, test-time augmentation {tta or 'of the run'}",
+        f"{'models:    ' if len(models) > 1 else 'model:     '} {served}, test-time augmentation {tta or 'of the run'}",
         f"test set:   {f'{test_set} (the Test set tab browses it)' if test_set else 'none (the Test set tab says so)'}"])
 
 
@@ -220,7 +231,7 @@ def hub_refusal(error: HfHubHTTPError, space_id: str, hardware: str | None) -> s
     return f"the Hub refused the request (HTTP {status}): \"{reason}\""
 
 
-def dry_run(folder: Path, space_id: str, model: str, tta: str | None = None, hardware: str | None = None,
+def dry_run(folder: Path, space_id: str, models: list, tta: str | None = None, hardware: str | None = None,
             private: bool = False, command: str = "python app.py --deploy", test_set: str | None = None) -> str:
     """Stage into `folder` exactly what a deploy would upload; returns the request in words. No token, no
     network (so a model repo's contents are checked only by the real deploy)."""
@@ -229,8 +240,8 @@ def dry_run(folder: Path, space_id: str, model: str, tta: str | None = None, har
     if folder.exists() and any(folder.iterdir()):
         raise DeployError(f"{folder} is not empty: give --dry-run a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
-    files = stage_space(folder, model, tta, hardware or ZERO_GPU_HARDWARE, command, test_set)
-    return "\n".join([describe_request(space_id, model, tta, hardware, private, test_set),
+    files = stage_space(folder, models, tta, hardware or ZERO_GPU_HARDWARE, command, test_set)
+    return "\n".join([describe_request(space_id, models, tta, hardware, private, test_set),
                       f"files ({len(files)}, staged in {folder}):", *(f"  {name}" for name in files)])
 
 
@@ -242,17 +253,17 @@ def existing_space(api: HfApi, space_id: str):
         return None
 
 
-def deploy_space(space_id: str, model: str, tta: str | None = None, hardware: str | None = None,
+def deploy_space(space_id: str, models: list, tta: str | None = None, hardware: str | None = None,
                  private: bool = False, command: str = "python app.py --deploy", test_set: str | None = None) -> tuple:
-    """Create or update the Gradio Space `space_id` serving `model`; returns its URL and what was done."""
+    """Create or update the Gradio Space `space_id` serving `models`; returns its URL and what was done."""
     check_request(space_id, hardware)
     token = the_token()
     api = HfApi(token=token)
     done = []
     with tempfile.TemporaryDirectory(prefix="space-") as folder:
-        files = stage_space(Path(folder), model, tta, hardware or ZERO_GPU_HARDWARE, command, test_set)
+        files = stage_space(Path(folder), models, tta, hardware or ZERO_GPU_HARDWARE, command, test_set)
         try:
-            if is_repo_id(model):  # the Space would build, then fail to find its model: check first
+            for model in filter(is_repo_id, models):  # the Space would build, then fail to find its model: check first
                 try:
                     present = {sibling.rfilename for sibling in api.model_info(model).siblings or []}
                 except RepositoryNotFoundError:

@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 from cifar import space
 from cifar.demo import GPU_SECONDS
 from cifar.platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
-from cifar.space import HARDWARE, MODEL_DIR, RUN_FILES, DeployError, deploy_space, stage_space
+from cifar.space import HARDWARE, MODELS_DIR, RUN_FILES, DeployError, deploy_space, stage_space
 from cifar.files import STATE_NAME
 from tests import hub_server
 from tests.hub_server import Account, StandInHub, serving
@@ -32,12 +32,13 @@ from tests.test_hub import prefilled_hub_cache
 SPACE_ID = "me/cifar-demo"
 # What app.py imports, written out (not derived from the code that stages it): training, its commands
 # (cifar/training.py, cifar/reevaluate.py) and the benchmarks (benchmarks/) do not run in a Space.
-APP_MODULES = ["cifar/__init__.py", "cifar/browse.py", "cifar/calibration.py", "cifar/config.py",
+APP_MODULES = ["cifar/__init__.py", "cifar/augmix.py", "cifar/browse.py", "cifar/calibration.py", "cifar/config.py",
                "cifar/corruption_benchmark.py", "cifar/corruption_explorer.py", "cifar/corruptions.py", "cifar/data.py",
                "cifar/demo.py", "cifar/device.py", "cifar/evaluate.py", "cifar/explainer.py", "cifar/faithfulness.py",
                "cifar/faithfulness_table.py", "cifar/files.py", "cifar/gradcam.py", "cifar/handlers.py", "cifar/hub.py",
                "cifar/inference.py", "cifar/model.py", "cifar/pictures.py", "cifar/platforms.py", "cifar/plots.py",
-               "cifar/run_folder.py", "cifar/sanity.py", "cifar/space.py", "cifar/test_set.py"]
+               "cifar/run_folder.py", "cifar/sanity.py", "cifar/served.py", "cifar/side_by_side.py", "cifar/space.py",
+               "cifar/test_set.py"]
 EXAMPLE_FILES = [f"examples/{name}" for name in ("airplane.png", "automobile.png", "bird.png", "cat.png", "deer.png",
                                                  "dog.png", "frog.png", "horse.png", "ship.png", "truck.png")]
 # The test run's files that a Space ships: calibration.png is optional (runs from before calibration lack it); it has it.
@@ -62,21 +63,22 @@ def run_on_disk(tiny_run, tmp_path):
 def staged(tmp_path, model, **options):
     folder = tmp_path / "space"
     folder.mkdir()
-    return folder, stage_space(folder, str(model), **options)
+    return folder, stage_space(folder, [str(m) for m in (model if isinstance(model, list) else [model])], **options)
 
 
 def test_a_runs_faithfulness_table_goes_with_it(run_on_disk, tmp_path):
     (run_on_disk / "faithfulness.json").write_text('{"scores": {}}')
     folder, files = staged(tmp_path, run_on_disk)
-    assert f"{MODEL_DIR}/faithfulness.json" in files
-    assert (folder / MODEL_DIR / "faithfulness.json").read_text() == '{"scores": {}}'
+    assert f"{MODELS_DIR}/my-run/faithfulness.json" in files
+    assert (folder / MODELS_DIR / "my-run" / "faithfulness.json").read_text() == '{"scores": {}}'
 
 
 def test_the_space_holds_the_app_and_the_run_and_nothing_else(run_on_disk, tmp_path):
     folder, files = staged(tmp_path, run_on_disk)
-    assert files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in SHIPPED_RUN_FILES])
+    assert files == sorted(APP_FILES + [f"{MODELS_DIR}/my-run/{name}" for name in SHIPPED_RUN_FILES])
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == files
-    assert json.loads((folder / "space.json").read_text()) == {"model": MODEL_DIR, "tta": None, "test_set": None}
+    assert json.loads((folder / "space.json").read_text()) == {"models": [f"{MODELS_DIR}/my-run"], "tta": None,
+                                                                  "test_set": None}
 
 
 def test_a_test_set_is_shipped_when_asked_for_and_checked_first(run_on_disk, tiny_test_set, tmp_path):
@@ -109,7 +111,7 @@ def test_the_staged_space_is_what_zero_gpu_accepts(run_on_disk, tmp_path, hardwa
 def test_a_model_repo_is_named_not_uploaded(tmp_path):
     folder, files = staged(tmp_path, REPO_ID, tta="none")
     assert files == sorted(APP_FILES)
-    assert json.loads((folder / "space.json").read_text()) == {"model": REPO_ID, "tta": "none", "test_set": None}
+    assert json.loads((folder / "space.json").read_text()) == {"models": [REPO_ID], "tta": "none", "test_set": None}
 
 
 @pytest.mark.parametrize("model", ["local", REPO_ID])
@@ -153,7 +155,7 @@ def test_a_free_account_deploys_on_zero_gpu(hub, run_on_disk):
     result = deploy_command(hub.url, "me/cifar-demo", "--model", str(run_on_disk))
     assert result.returncode == 0, result.stderr
     assert hub.spaces["me/cifar-demo"].hardware == ZERO_GPU_HARDWARE  # asked for in the create request
-    assert set(hub.spaces["me/cifar-demo"].files) == set(APP_FILES) | {f"{MODEL_DIR}/{name}" for name in SHIPPED_RUN_FILES}
+    assert set(hub.spaces["me/cifar-demo"].files) == set(APP_FILES) | {f"{MODELS_DIR}/my-run/{name}" for name in SHIPPED_RUN_FILES}
     assert hub.spaces["me/cifar-demo"].files["cifar/space.py"] == (ROOT / "cifar" / "space.py").read_bytes()
     assert "created me/cifar-demo on zero-a10g, public" in result.stdout
     assert hub.validated and "suggested_hardware" not in hub.validated[-1]  # ZeroGPU is not a suggestible flavour
@@ -234,7 +236,7 @@ def test_dry_run_stages_the_upload_and_sends_nothing(hub, run_on_disk, tmp_path)
                             token="")
     assert result.returncode == 0, result.stderr
     staged_files = sorted(str(p.relative_to(tmp_path / "dry")) for p in (tmp_path / "dry").rglob("*") if p.is_file())
-    assert staged_files == sorted(APP_FILES + [f"{MODEL_DIR}/{name}" for name in SHIPPED_RUN_FILES])
+    assert staged_files == sorted(APP_FILES + [f"{MODELS_DIR}/my-run/{name}" for name in SHIPPED_RUN_FILES])
     for line in ["Space:      me/cifar-demo", "hardware:   zero-a10g (ZeroGPU)", "visibility: public",
                  f"model:      the run folder {run_on_disk}", *(f"  {name}" for name in staged_files)]:
         assert line in result.stdout
@@ -254,14 +256,14 @@ def test_a_bad_request_is_refused_before_anything_is_sent(run_on_disk, tmp_path,
     if model == "empty-folder":
         (tmp_path / model).mkdir()
     with pytest.raises(DeployError, match=message):
-        deploy_space(space_id, str(tmp_path / model) if model else str(run_on_disk), **options)
+        deploy_space(space_id, [str(tmp_path / model) if model else str(run_on_disk)], **options)
     assert fake_api.calls == []
 
 
 def test_no_token_says_how_to_get_one(run_on_disk, fake_api, monkeypatch):
     monkeypatch.setattr(space, "get_token", lambda: None)
     with pytest.raises(DeployError, match="set HF_TOKEN or run `hf auth login`"):
-        deploy_space(SPACE_ID, str(run_on_disk))
+        deploy_space(SPACE_ID, [str(run_on_disk)])
     assert fake_api.calls == []
 
 
@@ -282,22 +284,27 @@ def test_deploy_from_the_command_line_fails_fast_without_a_token():
     assert "needs a Hugging Face token" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("model", ["local", REPO_ID])
-def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tiny_test_set, tmp_path, model):
+@pytest.mark.parametrize("models", [["local"], [REPO_ID], ["local", REPO_ID]])
+def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tiny_test_set, tmp_path, models):
     """`python app.py` with no arguments in a copy of exactly what would be uploaded, with a Space's
     environment: the upload needs nothing from outside itself (a model repo's files pre-placed in the
-    HF cache, as preload_from_hub leaves them), the test set it ships included."""
-    folder, _ = staged(tmp_path, run_on_disk if model == "local" else model, test_set=str(tiny_test_set))
+    HF cache, as preload_from_hub leaves them), the test set it ships included; with two models, both served."""
+    folder, _ = staged(tmp_path, [run_on_disk if model == "local" else model for model in models],
+                       test_set=str(tiny_test_set))
     env = {"SPACE_ID": SPACE_ID, "SYSTEM": "spaces", "GRADIO_SERVER_NAME": "0.0.0.0", "HOME": str(tmp_path),
            "PYTHONPATH": None, "HF_HUB_CACHE": str(prefilled_hub_cache(tmp_path / "hf-cache", REPO_ID, tiny_run))}
+    names = [run_on_disk.name if model == "local" else model for model in models]
     with app_process(env=env, cwd=folder) as url:
         client = Client(url, verbose=False)
-        label, _ = client.predict(handle_file(str(folder / "examples" / "cat.png")), 10, api_name="/predict")
+        label, _ = client.predict(handle_file(str(folder / "examples" / "cat.png")), 10, True, names[-1],
+                                  api_name="/predict")
         heatmap, strip, caption = client.predict(handle_file(str(folder / "examples" / "cat.png")), "layer4",
                                                  "predicted class", "Grad-CAM", 0.5, api_name="/explain")
         *_, shown = client.predict("any", "any", "all", 0, 1, "Grad-CAM", "layer4", "predicted", 5, 0.5,
                                    api_name="/browse")
-    assert shown == [0, 1, 2, 3, 4]
+        *_, numbers = client.predict(handle_file(str(folder / "examples" / "cat.png")), "contrast", "layer4",
+                                     "Grad-CAM", 0.5, api_name="/corruption")
+    assert shown == [0, 1, 2, 3, 4] and list(numbers) == names  # the page's names: the folder's, or the repo id
     from cifar.handlers import Handlers
     from cifar.run_folder import load_run
 
@@ -305,6 +312,20 @@ def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tiny
     got = {c["label"]: c["confidence"] for c in label["confidences"]}
     np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), atol=1e-5)
     assert len(strip) == 4 and "Grad-CAM" in caption
+
+
+def test_two_models_are_staged_each_under_its_name(run_on_disk, tiny_robust_run, tmp_path):
+    robust = shutil.copytree(tiny_robust_run, tmp_path / "robust")
+    folder, files = staged(tmp_path, [run_on_disk, robust, REPO_ID])
+    assert json.loads((folder / "space.json").read_text())["models"] == [
+        f"{MODELS_DIR}/my-run", f"{MODELS_DIR}/robust", REPO_ID]
+    for name in ("my-run", "robust"):
+        assert {f"{MODELS_DIR}/{name}/{file}" for file in RUN_FILES} <= set(files)
+    config = SpaceCard.load(folder / "README.md").data.to_dict()
+    assert config["models"] == [REPO_ID] and len(config["preload_from_hub"]) == 1
+    (tmp_path / "again").mkdir()
+    with pytest.raises(DeployError, match="two models would both be called my-run"):
+        staged(tmp_path / "again", [run_on_disk, run_on_disk])
 
 
 def test_on_zero_gpu_the_model_handlers_ask_for_the_gpu(tiny_run, tiny_test_set, monkeypatch):
