@@ -24,6 +24,17 @@ ROOT = Path(__file__).parent.parent
 
 # name -> (file, original text, broken text, the tests expected to catch it)
 MUTATIONS = {
+    # #24: the robust recipe and the page of several models.
+    "augmix-without-the-skip-connection": ("cifar/augmix.py",
+                                           'mixed = (1 - plan["skip"]) * image.astype(np.float32) + plan["skip"] * mix',
+                                           "mixed = mix", ["tests/test_augmix.py"]),
+    "fine-tune-starts-from-scratch": ("cifar/training.py", "        model.load_state_dict(start.state_dict())\n",
+                                      "", ["tests/test_training.py"]),
+    "page-answers-with-the-default-model": ("cifar/served.py", "return getattr(self[name], method)",
+                                            "return getattr(self.first, method)", ["tests/test_app.py"]),
+    "explorer-shows-the-first-model-alone": ("cifar/corruption_explorer.py",
+                                             "for name in models.names}", "for name in models.names[:1]}",
+                                             ["tests/test_corruptions.py"]),
     # #23: the page's confidence, its calibration, the baselines and the sanity check.
     "temperature-not-applied": ("cifar/inference.py", "return (logits / temperature).softmax(1)[0].cpu().numpy()",
                                 "return logits.softmax(1)[0].cpu().numpy()", ["tests/test_app.py"]),
