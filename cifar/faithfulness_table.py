@@ -102,8 +102,9 @@ def markdown(table: dict) -> str:
     """The table a person reads: methods x layers, the best cell in bold, the cells that beat every baseline ticked,
     chance-level cells marked."""
     rows = summary(table)
-    best = max((mean, method, layer) for method, by_layer in rows.items() if method not in BASELINES
-               for layer, (mean, _, _) in by_layer.items())
+    # None while only the baselines are in (the command saves rows as they finish: it may have been stopped there).
+    best = max(((mean, method, layer) for method, by_layer in rows.items() if method not in BASELINES
+                for layer, (mean, _, _) in by_layer.items()), default=None)
     lines = ["| method | " + " | ".join(f"`{layer}`" for layer in LAYERS) + " |", "|---" * (len(LAYERS) + 1) + "|"]
     for method in [*METHODS, *BASELINES]:
         cells = []
