@@ -17,7 +17,7 @@ from .pictures import IMAGE_DIR, image_file, overlay
 from .model import WEIGHTS_NAME
 from .run_folder import CLASS_HEATMAPS_FIGURE
 from .served import OnePerModel, Served
-from .test_set import CORRECTNESS, UNIFORM_CENTRE_SHARE, TestSet, centre_share, percent, read_test_set, versions
+from .test_set import CORRECTNESS, UNIFORM_CENTRE_SHARE, TestSet, centre_share, percent, versions
 
 ANY = "any"
 # The most images one request explains: a gradient method's heatmaps take milliseconds each; Score-CAM's seconds.
@@ -38,10 +38,11 @@ class BrowseHandlers:
         self.model, self.tta = model, tta
 
     @classmethod
-    def for_run(cls, run, explainer, tta: str, temperature: float | None, path) -> "BrowseHandlers":
-        """For the test set at `path` (test.npz, or a folder with one), served by `run`'s model with `tta`: the
-        run's stored logits when they are that TTA's (ValueError if they are not this test set's)."""
-        images, labels = read_test_set(path)
+    def for_run(cls, run, explainer, tta: str, temperature: float | None, test_set: tuple) -> "BrowseHandlers":
+        """For the test set (images, labels: read_test_set's, read once for every model served), served by `run`'s
+        model with `tta`: the run's stored logits when they are that TTA's (ValueError if they are not this test
+        set's)."""
+        images, labels = test_set
         stored = run.predictions or {}
         logits = {run.metrics["tta"]: stored.get("logits_tta"), "none": stored.get("logits")}.get(tta)
         test_set = TestSet(images, labels, run.classes, explainer, tta, logits, temperature)

@@ -22,6 +22,7 @@ from .run_folder import CALIBRATION_FIGURE, CORRUPTIONS_FIGURE, RANDOMIZATION_FI
 from .sanity import card_section as sanity_section
 from .served import OnePerModel, Served
 from .side_by_side import build_tab as build_models_tab
+from .test_set import read_test_set
 
 # Chosen for a 2-core CPU: 4 requests run at once (most take milliseconds of model time, a Score-CAM seconds), up
 # to 64 wait, more are turned away with a "queue full" message instead of piling up.
@@ -70,9 +71,9 @@ def augmentation_text(config: dict) -> str:
     return f"AugMix severity {config['augmix']}" if config.get("augmix") else "the same augmentation"
 
 
-def calibration_switch(handlers: Handlers):
-    """The calibrated/raw switch for a model: its note, and greyed out where it has no temperature."""
-    return gr.Checkbox(info=handlers.calibration_note(), interactive=handlers.temperature is not None)
+def calibration_switch(handlers: Handlers) -> dict:
+    """The calibrated/raw switch's settings for a model: its note, and greyed out where it has no temperature."""
+    return {"info": handlers.calibration_note(), "interactive": handlers.temperature is not None}
 
 
 def calibration_rows(metrics: dict) -> str:
@@ -153,8 +154,9 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
     folder with one), when given, is browsed on its own tab."""
     runs = runs if isinstance(runs, dict) else {runs.path.name: runs}
     models = Served({name: Handlers(run, tta) for name, run in runs.items()})
+    arrays = test_set and read_test_set(test_set)  # once, whatever the number of models
     browsers = test_set and Served({name: BrowseHandlers.for_run(run, models[name].explainer, models[name].tta,
-                                                                 models[name].temperature, test_set)
+                                                                 models[name].temperature, arrays)
                                     for name, run in runs.items()})
     # The handlers that run the model: on a ZeroGPU Space each call holds a GPU for at most the seconds given
     # (cifar/device.py). Both bounds are this 2-core CPU's own times with room to spare (a GPU only shortens
@@ -199,10 +201,8 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
                                           sources=["upload", "clipboard", "webcam"], height=DISPLAY_SIZE)
                     top_k = gr.Slider(1, len(classes), value=3, step=1, label="Top-k classes")
                     # Ticked even where there is no temperature (then greyed out): the raw softmax is the same.
-                    calibrated = gr.Checkbox(value=True, label="Calibrated confidence",
-                                             info=models.first.calibration_note(),
-                                             interactive=models.first.temperature is not None,
-                                             elem_id="calibrated")
+                    calibrated = gr.Checkbox(value=True, label="Calibrated confidence", elem_id="calibrated",
+                                             **calibration_switch(models.first))
                     classify = gr.Button("Classify", variant="primary")
                     examples_slot = gr.Column()
                 with gr.Column():
@@ -256,7 +256,8 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
                 refresh_strip, explain_inputs, strip, api_visibility="private")
             # Another model: its own calibration, then its answers for the same picture and controls.
             then_strip_and_scores(model.change(
-                lambda name: calibration_switch(models[name]), model, calibrated, api_visibility="private").then(
+                lambda name: gr.Checkbox(**calibration_switch(models[name])), model, calibrated,
+                api_visibility="private").then(
                 refresh_prediction, prediction_inputs, label, api_visibility="private").then(
                 refresh_explanation, explain_inputs, [heatmap, strip, caption], api_visibility="private"))
         with gr.Tab("Compare") as compare_tab:
