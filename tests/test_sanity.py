@@ -14,7 +14,7 @@ from cifar.model import ResNet18
 from cifar.run_folder import load_run
 from tests.conftest import ROOT, needs_test_set, read_test_set, synthetic_cifar
 
-BUNDLED = ROOT / "checkpoints" / "resnet18-cifar10"
+BUNDLED_RUNS = [ROOT / "checkpoints" / name for name in ("resnet18-cifar10", "resnet18-cifar10-robust")]
 
 
 def parameters_of(model, prefix):
@@ -69,22 +69,23 @@ def test_maps_that_ignore_the_weights_survive_and_grad_cam_does_not(tiny_run):
 
 
 @needs_test_set
-def test_the_bundled_runs_table_is_what_the_protocol_gives():
+@pytest.mark.parametrize("bundled", BUNDLED_RUNS, ids=lambda path: path.name)
+def test_the_bundled_runs_table_is_what_the_protocol_gives(bundled):
     """Grad-CAM's row recomputed on the same 100 images (the baselines' rows, always 1, are the tiny test's); the
     card and the figure."""
-    stored = json.loads((BUNDLED / "metrics.json").read_text())["randomization"]
+    stored = json.loads((bundled / "metrics.json").read_text())["randomization"]
     x, y = read_test_set()
     indices = sanity.image_indices(y)
     assert stored["test_indices"] == indices.tolist() and len(indices) == 100
     assert set(stored["methods"]) >= set(sanity.DEFAULT_METHODS)
-    again = sanity.cascade(load_run(str(BUNDLED)).model, x[indices], ["Grad-CAM"], log=lambda *_: None)
+    again = sanity.cascade(load_run(str(bundled)).model, x[indices], ["Grad-CAM"], log=lambda *_: None)
     for method in again:
         for layer in sanity.LAYERS:
             for measure in ("spearman", "ssim"):
                 np.testing.assert_allclose(np.array(again[method][layer][measure]),
                                            np.array(stored["methods"][method][layer][measure]), atol=2e-4)
-    card = (BUNDLED / "README.md").read_text()
-    assert sanity.CARD_HEADING in card and (BUNDLED / "randomization.png").is_file()
+    card = (bundled / "README.md").read_text()
+    assert sanity.CARD_HEADING in card and (bundled / "randomization.png").is_file()
 
 
 def test_the_command_writes_the_table_into_the_run_and_keeps_earlier_rows(tiny_run, tiny_data_dir, tmp_path):
