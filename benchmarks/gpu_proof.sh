@@ -24,7 +24,8 @@ shift 2
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(env tests bench fast full)
 cd "$(dirname "$0")/.."
-export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1  # no progress bars in the logs
+# No progress bars in the logs; no usage statistics sent from a machine that reaches nothing.
+export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1 GRADIO_ANALYTICS_ENABLED=False
 if [ "${GPU_PROOF_ON_CPU:-}" != 1 ] && ! python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
     echo "error: no CUDA GPU here (GPU_PROOF_ON_CPU=1 rehearses this script on the CPU)" >&2
     exit 2

@@ -3,23 +3,20 @@ which is also a named API endpoint.
 """
 
 import copy
-import re
 import threading
 
 import gradio as gr
 
 from .browse import BrowseHandlers, build_tab as build_test_set_tab
-from .corruption_benchmark import card_section as corruption_section
 from .corruption_explorer import build_tab as build_corruption_tab
 from .device import device_name, gpu_task, model_device, on_zero_gpu
-from .faithfulness_table import markdown as faithfulness_markdown
 from .explainer import DEFAULT_LAYER, DEFAULT_METHOD, GALLERY_LAYER, GALLERY_METHOD, LAYERS
 from .gradcam import METHODS
 from .handlers import ALL, MAX_GALLERY, METHOD_COSTS, PREDICTED, RUNNER_UP, Handlers
 from .inference import DISPLAY_SIZE
 from .pictures import CACHE_SECONDS
-from .run_folder import CALIBRATION_FIGURE, CORRUPTIONS_FIGURE, RANDOMIZATION_FIGURE, Run
-from .sanity import card_section as sanity_section
+from .run_folder import Run
+from .run_views import faithfulness_view, model_card_text, model_summary, training_view
 from .served import OnePerModel, Served
 from .side_by_side import build_tab as build_models_tab
 from .test_set import read_test_set
@@ -48,71 +45,15 @@ class UploadedImage(gr.Image):
         return payload.path
 
 
-def metrics_markdown(run: Run) -> str:
-    m, epochs = run.metrics, run.history["epochs"]
-    minutes = sum(e["seconds"] for e in epochs) / 60
-    return (f"| metric | value |\n|---|---|\n| test accuracy | **{100 * m['test_accuracy']:.2f}%** |\n"
-            f"| with {m['tta']} TTA | **{100 * m['test_accuracy_tta']:.2f}%** |\n"
-            f"| test loss | {m['test_loss']:.4f} |\n| epochs | {len(epochs)} |\n"
-            f"| training time | {minutes:.1f} min on {run.history['device']} |\n" + calibration_rows(m))
-
-
-def model_summary(name: str, run: Run, handlers: Handlers) -> str:
-    """One line on the chosen model: what it is and how accurate."""
-    start = run.history["config"].get("init")
-    made = (f"fine-tuned from {start} ({augmentation_text(run.history['config'])})" if start
-            else "trained from scratch")
-    return (f"**{name}**: {made}; {100 * handlers.test_accuracy:.2f}% test accuracy"
-            + (f", {100 * run.metrics['corruptions']['mean']:.1f}% under the CIFAR-10-C corruptions"
-               if "corruptions" in run.metrics else "") + ".")
-
-
-def augmentation_text(config: dict) -> str:
-    return f"AugMix severity {config['augmix']}" if config.get("augmix") else "the same augmentation"
-
-
 def calibration_switch(handlers: Handlers) -> dict:
     """The calibrated/raw switch's settings for a model: its note, and greyed out where it has no temperature."""
     return {"info": handlers.calibration_note(), "interactive": handlers.temperature is not None}
-
-
-def calibration_rows(metrics: dict) -> str:
-    if "calibration" not in metrics:
-        return ""
-    calibration = metrics["calibration"]
-    before, after = calibration["before"], calibration["after"]
-    return (f"| calibration temperature | {calibration['temperature']:.3f} (fitted on {calibration['fitted_on']}) |\n"
-            f"| expected calibration error, raw → calibrated | {100 * before['ece']:.2f}% → {100 * after['ece']:.2f}% "
-            f"(on {calibration['reported_on']}) |\n| NLL, raw → calibrated | {before['nll']:.4f} → {after['nll']:.4f} |\n")
-
-
-def per_class_table(run: Run) -> list:
-    return [[name, round(100 * acc, 2)] for name, acc in run.metrics["per_class_accuracy"].items()]
-
-
-def model_card_text(run: Run) -> str:
-    card = (run.path / "README.md").read_text() if (run.path / "README.md").exists() else "No model card."
-    return without_images(re.sub(r"\A---\n.*?\n---\n", "", card, flags=re.S))  # YAML front matter is for the Hub
-
-
-def without_images(markdown: str) -> str:
-    """Markdown with its image links taken out: they name files of the run folder, which the page shows itself."""
-    return re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", markdown)
 
 
 def launch(demo: gr.Blocks, **options):
     """Queue and launch with the app's limits (app.py, the tests and the benchmarks all use this)."""
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
     return demo.launch(max_file_size=MAX_UPLOAD, show_error=True, css=CSS, **options)
-
-
-def faithfulness_tab_text(run: Run) -> str:
-    if not run.faithfulness:
-        return ("This run has no faithfulness table yet: `python -m cifar.faithfulness_table RUN_FOLDER` computes it "
-                "(every method at every layer over 500 test images) and stores it in the run folder.")
-    return ("Which method and layer explain this model best: each heatmap's ROAD score, averaged over the same "
-            "test images, against three maps that ignore what the model learned: random, the image's edges and a blob "
-            "at its centre.\n\n" + faithfulness_markdown(run.faithfulness))
 
 
 class ExampleAnswers:
@@ -193,7 +134,7 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
         model = gr.Dropdown(models.names, value=models.default, label="Model", visible=len(models.names) > 1,
                             elem_id="model-choice")
         for name in shown.each():
-            gr.Markdown(model_summary(name, runs[name], models[name]), elem_id=shown.id("model-summary", name))
+            gr.Markdown(model_summary(name, runs[name], models[name].test_accuracy), elem_id=shown.id("model-summary", name))
         with gr.Tab("Predict & explain"):
             with gr.Row():
                 with gr.Column():
@@ -324,35 +265,3 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
                 gr.Markdown(model_card_text(runs[name]))
         shown.follow(model)
     return demo
-
-
-def training_view(run: Run, shown: "OnePerModel", name: str) -> None:
-    """The Training tab of one model: its numbers, curves, per-class accuracy, confusion, reliability, corruptions."""
-    gr.Markdown(metrics_markdown(run))
-    with gr.Row():
-        gr.Image(str(run.path / "accuracy.png"), label="Accuracy", interactive=False,
-                 elem_id=shown.id("accuracy-curve", name))
-        gr.Image(str(run.path / "loss.png"), label="Loss", interactive=False)
-    with gr.Row():
-        gr.Dataframe(per_class_table(run), headers=["class", "test accuracy (%)"], label="Per-class accuracy")
-        gr.Image(str(run.path / "confusion_matrix.png"), label="Confusion matrix", interactive=False)
-    if (run.path / CALIBRATION_FIGURE).is_file():
-        gr.Image(str(run.path / CALIBRATION_FIGURE), label="Reliability: raw and calibrated confidence",
-                 interactive=False, elem_id=shown.id("reliability", name))
-    if "corruptions" in run.metrics:
-        gr.Markdown(without_images(corruption_section(run.metrics["corruptions"])),
-                    elem_id=shown.id("corruptions", name))
-    if (run.path / CORRUPTIONS_FIGURE).is_file():
-        gr.Image(str(run.path / CORRUPTIONS_FIGURE), label="Accuracy under each corruption, by severity",
-                 interactive=False, elem_id=shown.id("corruptions-plot", name))
-
-
-def faithfulness_view(run: Run, shown: "OnePerModel", name: str) -> None:
-    """The Faithfulness tab of one model: its ROAD table and its randomization sanity check."""
-    gr.Markdown(faithfulness_tab_text(run), elem_id=shown.id("faithfulness-table", name))
-    if "randomization" in run.metrics:
-        gr.Markdown(without_images(sanity_section(run.metrics["randomization"])),
-                    elem_id=shown.id("randomization-table", name))
-    if (run.path / RANDOMIZATION_FIGURE).is_file():
-        gr.Image(str(run.path / RANDOMIZATION_FIGURE), label="Similarity to the trained model's maps as the "
-                 "weights are randomized from the logits down", interactive=False, elem_id=shown.id("randomization", name))

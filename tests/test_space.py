@@ -33,12 +33,12 @@ SPACE_ID = "me/cifar-demo"
 # What app.py imports, written out (not derived from the code that stages it): training, its commands
 # (cifar/training.py, cifar/reevaluate.py) and the benchmarks (benchmarks/) do not run in a Space.
 APP_MODULES = ["cifar/__init__.py", "cifar/augmix.py", "cifar/browse.py", "cifar/calibration.py", "cifar/config.py",
-               "cifar/corruption_benchmark.py", "cifar/corruption_explorer.py", "cifar/corruptions.py", "cifar/data.py",
-               "cifar/demo.py", "cifar/device.py", "cifar/evaluate.py", "cifar/explainer.py", "cifar/faithfulness.py",
-               "cifar/faithfulness_table.py", "cifar/files.py", "cifar/gradcam.py", "cifar/handlers.py", "cifar/hub.py",
-               "cifar/inference.py", "cifar/model.py", "cifar/pictures.py", "cifar/platforms.py", "cifar/plots.py",
-               "cifar/run_folder.py", "cifar/sanity.py", "cifar/served.py", "cifar/side_by_side.py", "cifar/space.py",
-               "cifar/test_set.py"]
+               "cifar/corruption_benchmark.py", "cifar/corruption_explorer.py", "cifar/corruptions.py",
+               "cifar/data.py", "cifar/demo.py", "cifar/device.py", "cifar/evaluate.py", "cifar/explainer.py",
+               "cifar/faithfulness.py", "cifar/faithfulness_table.py", "cifar/files.py", "cifar/gradcam.py",
+               "cifar/handlers.py", "cifar/hub.py", "cifar/inference.py", "cifar/model.py", "cifar/pictures.py",
+               "cifar/platforms.py", "cifar/plots.py", "cifar/run_folder.py", "cifar/run_views.py",
+               "cifar/sanity.py", "cifar/served.py", "cifar/side_by_side.py", "cifar/space.py", "cifar/test_set.py"]
 EXAMPLE_FILES = [f"examples/{name}" for name in ("airplane.png", "automobile.png", "bird.png", "cat.png", "deer.png",
                                                  "dog.png", "frog.png", "horse.png", "ship.png", "truck.png")]
 # The test run's files that a Space ships: calibration.png is optional (runs from before calibration lack it); it has it.
