@@ -51,18 +51,21 @@ def trained_model():
     torch.manual_seed(0)
     model = ResNet18()
     data = synthetic_cifar(n_train=128)
-    x, y = to_model_input(torch.from_numpy(data["train"][0]).permute(0, 3, 1, 2), "cpu", False), \
-        torch.from_numpy(data["train"][1])
+    x, y = model_input(data["train"][0]), torch.from_numpy(data["train"][1])
     optimizer = make_optimizer(model, make_config(lr=0.01))
     for _ in range(30):
         train_step(model, optimizer, x, y, 128, 0.0)
     return model.eval()
 
 
+def model_input(x: np.ndarray, device="cpu", channels_last=False) -> torch.Tensor:
+    """uint8 NHWC arrays as the model takes them: float [0, 1] NCHW on `device`."""
+    return to_model_input(torch.from_numpy(x).permute(0, 3, 1, 2), device, channels_last)
+
+
 def images(n=16, seed=1) -> torch.Tensor:
-    """float [0, 1] NCHW test images of the synthetic classes."""
-    x = synthetic_cifar(n_test=n, seed=seed)["test"][0]
-    return to_model_input(torch.from_numpy(x).permute(0, 3, 1, 2), "cpu", False)
+    """Test images of the synthetic classes, as the model takes them, on the CPU."""
+    return model_input(synthetic_cifar(n_test=n, seed=seed)["test"][0])
 
 
 def step_losses(device, compiled: bool, steps=8) -> list:
@@ -74,7 +77,7 @@ def step_losses(device, compiled: bool, steps=8) -> list:
     optimizer = make_optimizer(model, config)
     step_model = torch.compile(model) if compiled else model
     data = synthetic_cifar(n_train=256)["train"]
-    x = to_model_input(torch.from_numpy(data[0]).permute(0, 3, 1, 2), device)
+    x = model_input(data[0], device, channels_last=True)
     y = torch.from_numpy(data[1]).to(device)
     micro_batch = micro_batch_size(config, device, len(y))
     losses = []
