@@ -56,8 +56,17 @@ def screenshot(page, name):
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def image_loaded(locator) -> bool:
-    return locator.evaluate("img => img.complete && img.naturalWidth > 0")
+def image_loaded(locator, timeout_ms=30_000) -> bool:
+    """Whether the <img> finishes loading a real picture. Visible is not loaded: on a busy machine the bytes
+    can still be on their way when the element shows, so wait for them (a broken image never gets a width)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        locator.page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                                       arg=locator.element_handle(), timeout=timeout_ms)
+    except PlaywrightTimeout:
+        return False
+    return True
 
 
 def test_example_click_shows_prediction_and_heatmap(page):
@@ -67,6 +76,7 @@ def test_example_click_shows_prediction_and_heatmap(page):
     heatmap = page.locator("#heatmap img").first
     expect(heatmap).to_be_visible(timeout=30_000)
     assert image_loaded(heatmap)
+    expect(page.locator("#prediction")).to_contain_text("%")  # rendered, which may be a frame after the heatmap
     prediction = page.locator("#prediction").inner_text()
     assert any(name in prediction for name in ("airplane", "cat", "dog", "frog", "truck", "ship", "bird", "deer",
                                                "horse", "automobile"))
@@ -86,7 +96,9 @@ def test_a_small_picture_fills_the_input_box(page):
 
     page.locator(".gallery-item").nth(3).click()
     expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)  # the click has been handled
-    drawn = PIL.Image.open(io.BytesIO(page.locator("#input-image img").screenshot())).convert("RGB")
+    shown = page.locator("#input-image img")
+    assert image_loaded(shown)
+    drawn = PIL.Image.open(io.BytesIO(shown.screenshot())).convert("RGB")
     assert min(drawn.size) >= 150
     cat = PIL.Image.open(ROOT / "examples" / "cat.png").convert("RGB").resize(drawn.size, PIL.Image.Resampling.BILINEAR)
     difference = np.abs(np.asarray(drawn, dtype=int) - np.asarray(cat, dtype=int)).mean()
