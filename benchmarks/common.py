@@ -53,7 +53,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(command: list, env: dict | None = None, cwd=ROOT, ready="/", limit: float = 120):
+def served(command: list, env: dict | None = None, cwd=ROOT, ready="/", limit: float = 300):
     """`command` (a Gradio server: app.py or another) started in `cwd` on a free loopback port, given to it as a Space
     gives it, in GRADIO_SERVER_PORT; yields its URL once `ready` answers, and the seconds from start to that answer.
     `env` adds to (or, with None values, removes from) this process's environment. The benchmarks and the tests

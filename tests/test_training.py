@@ -189,7 +189,7 @@ def test_config_round_trips_through_json():
     (["--push-only"], "needs --push-to-hub"),
 ])
 def test_bad_arguments_fail_fast_with_a_clear_message(argv, message):
-    result = subprocess.run([sys.executable, "train.py", *argv], capture_output=True, text=True, timeout=60,
+    result = subprocess.run([sys.executable, "train.py", *argv], capture_output=True, text=True, timeout=300,
                             env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
     assert result.returncode != 0
     assert message in result.stderr
