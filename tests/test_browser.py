@@ -31,8 +31,11 @@ def app_url():
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Every check waits up to 30 s (Playwright's default is 5): on a busy 2-core machine one answer can take that
+    # long, and a wait ends as soon as its check holds, so a healthy page costs nothing more.
+    expect.set_options(timeout=30_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
@@ -74,14 +77,14 @@ def test_example_click_shows_prediction_and_heatmap(page):
 
     page.locator(".gallery-item").nth(3).click()  # the cat example
     heatmap = page.locator("#heatmap img").first
-    expect(heatmap).to_be_visible(timeout=30_000)
+    expect(heatmap).to_be_visible()
     assert image_loaded(heatmap)
     expect(page.locator("#prediction")).to_contain_text("%")  # rendered, which may be a frame after the heatmap
     prediction = page.locator("#prediction").inner_text()
     assert any(name in prediction for name in ("airplane", "cat", "dog", "frog", "truck", "ship", "bird", "deer",
                                                "horse", "automobile"))
     assert "%" in prediction
-    expect(page.locator("#stages img")).to_have_count(4, timeout=30_000)
+    expect(page.locator("#stages img")).to_have_count(4)
     expect(page.locator("#caption")).to_contain_text(f"at {DEFAULT_LAYER}")
     screenshot(page, "predict")
 
@@ -95,7 +98,7 @@ def test_a_small_picture_fills_the_input_box(page):
     from playwright.sync_api import expect
 
     page.locator(".gallery-item").nth(3).click()
-    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)  # the click has been handled
+    expect(page.locator("#heatmap img").first).to_be_visible()  # the click has been handled
     shown = page.locator("#input-image img")
     assert image_loaded(shown)
     drawn = PIL.Image.open(io.BytesIO(shown.screenshot())).convert("RGB")
@@ -110,7 +113,7 @@ def test_training_tab_shows_curves_and_metrics(page):
 
     page.get_by_role("tab", name="Training").click()
     curves = page.locator("#accuracy-curve img").first
-    expect(curves).to_be_visible(timeout=30_000)
+    expect(curves).to_be_visible()
     assert image_loaded(curves)
     served_tta = json.loads((ROOT / "checkpoints" / "resnet18-cifar10" / "metrics.json").read_text())["tta"]
     expect(page.get_by_text(f"with {served_tta} TTA")).to_be_visible()
@@ -128,7 +131,7 @@ def test_misclassified_tab_shows_captioned_gallery(page):
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Misclassified").click()
-    expect(page.get_by_text("misclassified test images in all")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("misclassified test images in all")).to_be_visible()
     expect(page.locator("#misclassified img").first).to_be_visible()
     expect(page.locator("#misclassified").get_by_text("→").first).to_be_visible()
     screenshot(page, "misclassified")
@@ -138,9 +141,9 @@ def test_the_heatmaps_faithfulness_score_follows_it(page):
     from playwright.sync_api import expect
 
     page.locator(".gallery-item").nth(3).click()
-    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#heatmap img").first).to_be_visible()
     score = page.locator("#faithfulness")
-    expect(score).to_contain_text("Faithfulness (ROAD):", timeout=30_000)
+    expect(score).to_contain_text("Faithfulness (ROAD):")
     expect(score).to_contain_text("Strip: layer1")
     expect(score).to_contain_text("random maps")  # the bundled run's table gives the method's average beside it
 
@@ -151,12 +154,12 @@ def test_the_compare_tab_fills_itself_for_the_current_picture(page):
     from cifar.gradcam import METHODS
 
     page.get_by_role("tab", name="Compare").click()  # no picture yet: it says what to do first
-    expect(page.get_by_text("Upload a picture (or click an example)")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Upload a picture (or click an example)")).to_be_visible()
     page.get_by_role("tab", name="Predict & explain").click()
     page.locator(".gallery-item").nth(3).click()
-    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#heatmap img").first).to_be_visible()
     page.get_by_role("tab", name="Compare").click()  # opened: both filled, no button pressed
-    expect(page.locator("#contrast img")).to_have_count(3, timeout=30_000)
+    expect(page.locator("#contrast img")).to_have_count(3)
     expect(page.locator("#contrast").get_by_text("rather than")).to_be_visible()
     # Score-CAM is one forward pass per channel: a few seconds at layer4 on a 2-core CPU, more on a busy one.
     expect(page.locator("#all-methods img")).to_have_count(len(METHODS), timeout=120_000)
@@ -168,10 +171,10 @@ def test_the_heatmaps_label_names_its_method_and_layer(page):
     from playwright.sync_api import expect
 
     page.locator(".gallery-item").nth(3).click()
-    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#heatmap img").first).to_be_visible()
     expect(page.locator("#heatmap")).to_contain_text(f"Grad-CAM at {DEFAULT_LAYER}")
     page.get_by_label("LayerCAM").check()
-    expect(page.locator("#heatmap")).to_contain_text(f"LayerCAM at {DEFAULT_LAYER}", timeout=30_000)
+    expect(page.locator("#heatmap")).to_contain_text(f"LayerCAM at {DEFAULT_LAYER}")
     expect(page.locator("#caption")).to_contain_text("LayerCAM for")
 
 
@@ -179,7 +182,7 @@ def test_misclassified_tab_shows_the_evidence_for_both_classes(page):
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Misclassified").click()
-    expect(page.get_by_text("misclassified test images in all")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("misclassified test images in all")).to_be_visible()
     page.get_by_role("button", name="Evidence: predicted class beside true class").click()
     expect(page.locator("#mistake-evidence img")).to_have_count(50, timeout=60_000)  # 25 mistakes, two maps each
     expect(page.locator("#mistake-evidence").get_by_text("true:").first).to_be_visible()
@@ -191,7 +194,7 @@ def test_faithfulness_tab_shows_the_runs_table(page):
 
     page.get_by_role("tab", name="Faithfulness").click()
     table = page.locator("#faithfulness-table")
-    expect(table.get_by_role("cell", name="Random", exact=True)).to_be_visible(timeout=30_000)
+    expect(table.get_by_role("cell", name="Random", exact=True)).to_be_visible()
     expect(table.get_by_role("cell", name="Grad-CAM", exact=True)).to_be_visible()
     for baseline in ("Sobel edges", "Centre blob"):
         expect(table.get_by_role("cell", name=baseline, exact=True)).to_be_visible()
@@ -227,7 +230,7 @@ def test_the_corruptions_tab_shows_every_severity_for_both_models(page):
     from playwright.sync_api import expect
 
     page.locator(".gallery-item").nth(3).click()
-    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#heatmap img").first).to_be_visible()
     page.get_by_role("tab", name="Corruptions").click()
     page.get_by_role("button", name="Corrupt").click()
     # Six pictures, then six heatmaps for each model.
@@ -242,7 +245,7 @@ def test_choosing_the_robust_model_changes_every_answer_on_the_page(page):
     from playwright.sync_api import expect
 
     page.locator(".gallery-item").nth(3).click()
-    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#heatmap img").first).to_be_visible()
     expect(page.locator("#model-summary")).to_contain_text("trained from scratch")
     page.locator("#model-choice input").click()
     page.get_by_role("option", name=BUNDLED[1]).click()
@@ -250,11 +253,11 @@ def test_choosing_the_robust_model_changes_every_answer_on_the_page(page):
     expect(page.locator("#model-summary")).to_be_hidden()
     robust = json.loads((ROOT / "checkpoints" / BUNDLED[1] / "metrics.json").read_text())
     # The picture's answers are redone by the robust model: the caption comes back with the heatmap.
-    expect(page.locator("#caption")).to_contain_text(f"at {DEFAULT_LAYER}", timeout=30_000)
+    expect(page.locator("#caption")).to_contain_text(f"at {DEFAULT_LAYER}")
     # Its mistakes, not the standard model's: the two differ in number.
     page.get_by_role("tab", name="Misclassified").click()
     mistakes = round(10_000 * (1 - robust["test_accuracy_tta"]))
-    expect(page.get_by_text(f"({mistakes} misclassified test images in all)")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"({mistakes} misclassified test images in all)")).to_be_visible()
     page.get_by_role("tab", name="Training").click()
     expect(page.locator("#corruptions-1")).to_contain_text(f"{100 * robust['corruptions']['mean']:.1f}% mean")
     expect(page.locator("#corruptions")).to_be_hidden()
@@ -265,7 +268,7 @@ def test_the_models_side_by_side_tab_shows_both_predictions_and_heatmaps(page):
     from playwright.sync_api import expect
 
     page.locator(".gallery-item").nth(3).click()
-    expect(page.locator("#heatmap img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#heatmap img").first).to_be_visible()
     page.get_by_role("tab", name="Models side by side").click()
     expect(page.locator("#models-side-by-side img")).to_have_count(len(BUNDLED), timeout=60_000)
     for name in BUNDLED:
