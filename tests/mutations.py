@@ -61,9 +61,10 @@ MUTATIONS = {
     "corruption-severity-ignored": ("cifar/corruptions.py", "CORRUPTIONS[name](source, severity, rng)",
                                     "CORRUPTIONS[name](source, 1, rng)", ["tests/test_corruptions.py"]),
     "explorer-compares-with-the-wrong-picture": (
-        "cifar/corruption_explorer.py", "similarity = [spearman(maps[0], heatmap) for heatmap in maps]",
-        "similarity = [spearman(maps[-1], heatmap) for heatmap in maps]",
-        ["tests/test_corruptions.py::test_the_explorer_shows_every_severity_its_prediction_and_how_far_the_heatmap_moved"]),
+        "cifar/corruption_explorer.py", '"similarity": [spearman(maps[0], heatmap) for heatmap in maps]',
+        '"similarity": [spearman(maps[-1], heatmap) for heatmap in maps]',
+        ["tests/test_corruptions.py::"
+         "test_the_explorer_shows_every_severity_each_models_prediction_and_how_far_its_heatmap_moved"]),
     "lr-ignored": ("cifar/training.py", "lr=config.lr, momentum", "lr=config.lr * 1e-12, momentum",
                    ["tests/test_training.py"]),
     "labels-shifted": ("cifar/data.py", 'return self.transform(image=image)["image"], int(self.y[index])',
@@ -126,9 +127,9 @@ MUTATIONS = {
     "resume-state-pushed": ("cifar/hub.py", "NOT_PUSHED = [STATE_NAME, ", "NOT_PUSHED = [", ["tests/test_hub.py"]),
     "half-written-files-pushed": ("cifar/hub.py", '"*.tmp"]', "]", ["tests/test_hub.py"]),
     "space-ships-the-whole-run-folder": ("cifar/space.py",
-                                         '{Path(model) / name: f"{MODEL_DIR}/{name}" for name in RUN_FILES + '
-                                         'OPTIONAL_RUN_FILES\n                      if (Path(model) / name).is_file()}',
-                                         '{path: f"{MODEL_DIR}/{path.name}" for path in Path(model).iterdir()}',
+                                         '{Path(model) / file: f"{MODELS_DIR}/{name}/{file}" for file in RUN_FILES + '
+                                         'OPTIONAL_RUN_FILES\n                       if (Path(model) / file).is_file()}',
+                                         '{path: f"{MODELS_DIR}/{name}/{path.name}" for path in Path(model).iterdir()}',
                                          ["tests/test_space.py"]),
     "zero-gpu-never-requested": ("cifar/device.py", "    return spaces.GPU(handler, duration=seconds)", "    return handler",
                                  ["tests/test_space.py"]),
