@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar.platforms import read_requirements
+
 ROOT = Path(__file__).parent.parent
 PART_MIB = 20  # a part and the wheels (~44 MB) fit in one 64 MiB transfer, three parts in another
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
@@ -48,8 +50,8 @@ def pack_wheels(kit: Path, python: str) -> list:
     """Downloads the pinned requirements and what they need, for `python` on x86-64 Linux; keeps what the image lacks."""
     wheels = kit / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    pins = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
-    pins = [pin for pin in pins if pin and re.split(r"[=<>!~ ]", pin)[0].lower() not in {"torch", "torchvision"}]
+    pins = [pin for name, pin in read_requirements(ROOT / "requirements.txt").items()
+            if name not in {"torch", "torchvision"}]
     platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--implementation", "cp",
                     "--python-version", python, *platforms, "-d", str(wheels), *pins], check=True)
