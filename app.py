@@ -6,7 +6,7 @@
     python app.py --model USER/REPO                # a run pushed to the Hugging Face Hub
     python app.py --tta none                       # one view per prediction instead of the run's TTA: faster
     python app.py --test-set ../shared/cifar10     # also browse and export the 10,000 test images
-    python app.py --deploy USER/SPACE              # serve it as a Hugging Face Space instead (cifar/space.py)
+    python app.py --deploy USER/SPACE              # serve it as a Hugging Face Space instead (cifar/deploy/space.py)
     python app.py --deploy USER/SPACE --dry-run DIR   # stage that Space's upload in DIR, send nothing
     python app.py --deploy USER/SPACE --test-set ../shared/cifar10   # the Space browses the test set too
 """
@@ -18,20 +18,18 @@ import shlex
 import sys
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
 from cifar.device import on_zero_gpu  # noqa: E402  (imports no torch)
 
 if on_zero_gpu():
     import spaces  # noqa: E402, F401  (ZeroGPU: before torch, which it patches)
 
-from cifar.evaluate import TTA_MODES  # noqa: E402
+from cifar.engine.predict import TTA_MODES  # noqa: E402
 
 HERE = Path(__file__).parent
 # The bundled models: the standard one (the page's default) and the one fine-tuned to resist corruptions.
 DEFAULT_MODELS = [str(path) for path in (HERE / "checkpoints" / "resnet18-cifar10",
                                          HERE / "checkpoints" / "resnet18-cifar10-robust") if path.is_dir()]
-# A deployed Space has no command line: its space.json says what to serve (cifar/space.py writes it).
+# A deployed Space has no command line: its space.json says what to serve (cifar/deploy/space.py writes it).
 SPACE_CONFIG = json.loads((HERE / "space.json").read_text()) if (HERE / "space.json").is_file() else {}
 
 
@@ -60,7 +58,7 @@ def parse_args(argv=None):
 
 
 def deploy(args, argv) -> None:
-    from cifar.space import DeployError, deploy_space, dry_run
+    from cifar.deploy.space import DeployError, deploy_space, dry_run
 
     words = argv if argv is not None else sys.argv[1:]
     if args.dry_run:  # the command the Space's README quotes is the real deploy, not the rehearsal
@@ -84,10 +82,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.deploy:
         return deploy(args, argv)
-    from cifar.demo import build_demo, launch
+    from cifar.page.layout import build_demo, launch
     from cifar.device import pick_device
-    from cifar.run_folder import RunFolderError, load_run
-    from cifar.served import model_names
+    from cifar.runs.folder import RunFolderError, load_run
+    from cifar.runs.folder import model_names
 
     # On ZeroGPU the model sits on "cuda" from the start; the GPU itself is attached per request.
     device = args.device or ("cuda" if on_zero_gpu() else pick_device())
@@ -107,7 +105,7 @@ def main(argv=None):
         except RunFolderError as error:
             sys.exit(f"error: cannot load the model {model}: {error}")
     examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
-    from cifar.test_set import TestSetError
+    from cifar.dataset import TestSetError
 
     # A Space's test set, when its deploy shipped one, lies beside app.py.
     test_set = args.test_set or (SPACE_CONFIG.get("test_set") and HERE / SPACE_CONFIG["test_set"])

@@ -1,4 +1,4 @@
-"""Train the CIFAR-10 ResNet-18 and write a run folder (see cifar/run_folder.py).
+"""Train the CIFAR-10 ResNet-18 and write a run folder (see cifar/runs/folder.py).
 
     python train.py --data-dir ../shared/cifar10 --out runs/fast          # the 4-epoch recipe
     python train.py --data-dir ../shared/cifar10 --out runs/fast --resume # after an interruption
@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from cifar.config import RECIPES, make_config
-from cifar.evaluate import TTA_MODES
+from cifar.training.config import RECIPES, make_config
+from cifar.engine.predict import TTA_MODES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,7 +80,7 @@ def check_args(args) -> None:
 
 
 def push(args) -> None:
-    from cifar.hub import PushError, push_run
+    from cifar.deploy.hub import PushError, push_run
 
     try:
         print(f"pushed {args.out} to {push_run(args.out, args.push_to_hub, private=args.private)}")
@@ -96,10 +96,10 @@ def main(argv=None) -> None:
 
     import torch
 
-    from cifar.data import load_cifar10
-    from cifar.run_folder import finish_run
+    from cifar.dataset import load_cifar10
+    from cifar.training.finish import finish_run
     from cifar.device import pick_device
-    from cifar.training import is_main_process, train
+    from cifar.training.loop import is_main_process, train
 
     config = make_config(args.recipe, epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch,
                          lr=args.lr, label_smoothing=args.label_smoothing, cutout=args.cutout, tta=args.tta,

@@ -15,7 +15,7 @@ import importlib
 
 import torch
 
-from cifar.evaluate import TTA_MODES
+from cifar.engine.predict import TTA_MODES
 
 from .common import MODEL
 

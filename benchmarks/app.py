@@ -6,8 +6,8 @@ import time
 
 from gradio_client import Client, handle_file
 
-from cifar.handlers import Handlers
-from cifar.run_folder import load_run
+from cifar.page.handlers import Handlers
+from cifar.runs.folder import load_run
 
 from .common import example_paths, p50_ms, served
 

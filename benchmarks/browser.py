@@ -10,9 +10,9 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-from cifar.explainer import DEFAULT_LAYER, DEFAULT_METHOD
-from cifar.handlers import PREDICTED, Handlers
-from cifar.run_folder import load_run
+from cifar.engine.explainer import DEFAULT_LAYER, DEFAULT_METHOD
+from cifar.page.handlers import PREDICTED, Handlers
+from cifar.runs.folder import load_run
 
 from .app import bare_predict_ms, predict_ms
 from .common import CHROMIUM, example_paths, p50_ms, report, served
@@ -57,7 +57,7 @@ demo.queue().launch(server_name="127.0.0.1")
 
 
 # The app computes the examples' answers in the background after it starts answering (about 10 s of the 2-core CPU,
-# cifar/demo.py ExampleAnswers): timed clicks start after it, in the steady state a visitor meets.
+# cifar/page/layout.py ExampleAnswers): timed clicks start after it, in the steady state a visitor meets.
 STARTUP_WORK_MS = 15_000
 
 

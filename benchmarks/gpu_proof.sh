@@ -49,7 +49,7 @@ for name in ("torchvision", "triton", "numpy", "albumentations", "albucore", "op
         print(f"{name} {metadata.version(name)}")
     except metadata.PackageNotFoundError:
         print(f"{name} MISSING")
-import albumentations, gradio, cifar.demo  # what the other stages import: a missing package fails here first
+import albumentations, gradio, cifar.page.layout  # what the other stages import: a missing package fails here first
 EOF
 }
 

@@ -5,11 +5,12 @@ import time
 
 import numpy as np
 
-from cifar.evaluate import TTA_MODES, predict_arrays
-from cifar.explainer import DEFAULT_LAYER, STAGE_LAYERS
-from cifar.gradcam import GradCAM, ScoreCAM
-from cifar.inference import image_tensor, load_image, prepare, probabilities
-from cifar.run_folder import load_run
+from cifar.engine.predict import TTA_MODES, predict_arrays
+from cifar.engine.explainer import DEFAULT_LAYER, STAGE_LAYERS
+from cifar.engine.gradcam import GradCAM, ScoreCAM
+from cifar.engine.predict import image_tensor, probabilities
+from cifar.engine.pictures import load_image, prepare
+from cifar.runs.folder import load_run
 
 from .common import example_paths, images, p50_ms, rate, report
 

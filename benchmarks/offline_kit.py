@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar.platforms import read_requirements
+from cifar.deploy.platforms import read_requirements
 
 ROOT = Path(__file__).parent.parent
 PART_MIB = 20  # a part and the wheels (~44 MB) fit in one 64 MiB transfer, three parts in another

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from cifar.config import RECIPES, make_config
-from cifar.data import ArrayDataset, EpochLoader, train_transform
-from cifar.evaluate import to_model_input
+from cifar.training.config import RECIPES, make_config
+from cifar.training.data import ArrayDataset, EpochLoader, train_transform
+from cifar.engine.predict import to_model_input
 from cifar.files import read_json
-from cifar.model import ResNet18
-from cifar.training import loader_workers, make_optimizer, micro_batch_size, mixed_precision, train_step
+from cifar.engine.model import ResNet18
+from cifar.training.loop import loader_workers, make_optimizer, micro_batch_size, mixed_precision, train_step
 
 from .common import images, rate, report
 

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS, ModelInfo  # noqa: E402
 
-from cifar.config import make_config  # noqa: E402
+from cifar.training.config import make_config  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 # The real CIFAR-10 test set, for the tests whose point is the real thing (the bundled run's numbers).
@@ -29,7 +29,7 @@ def read_test_set():
         return arrays["x"], arrays["y"].astype(np.int64)
 
 EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.png"))
-# What a finished run folder holds (cifar/run_folder.py), written out.
+# What a finished run folder holds (cifar/runs/folder.py), written out.
 RUN_FILES = {"model.safetensors", "config.json", "history.json", "metrics.json", "misclassified.npz", "predictions.npz",
              "calibration.png",
              "accuracy.png", "loss.png", "confusion_matrix.png", "README.md"}
@@ -79,8 +79,8 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A finished run folder from a 1-epoch run on synthetic data (for the app and Hub tests)."""
-    from cifar.run_folder import finish_run
-    from cifar.training import train
+    from cifar.training.finish import finish_run
+    from cifar.training.loop import train
 
     run_dir = tmp_path_factory.mktemp("run")
     data = synthetic_cifar()
@@ -93,8 +93,8 @@ def tiny_run(tmp_path_factory):
 def tiny_robust_run(tmp_path_factory, tiny_run):
     """tiny_run fine-tuned one epoch the robust recipe's way (AugMix, a validation split measured under the
     corruptions): the page's second model."""
-    from cifar.run_folder import finish_run
-    from cifar.training import train
+    from cifar.training.finish import finish_run
+    from cifar.training.loop import train
 
     run_dir = tmp_path_factory.mktemp("robust")
     data = synthetic_cifar()
@@ -118,8 +118,8 @@ MODELS = ("standard", "robust")  # the names the test page gives tiny_run and ti
 def app(tiny_run, tiny_robust_run, tiny_test_set):
     """The page as `python app.py` serves it: two models, the first chosen by default, and a test set."""
     from benchmarks.common import free_port
-    from cifar.demo import build_demo, launch
-    from cifar.run_folder import load_run
+    from cifar.page.layout import build_demo, launch
+    from cifar.runs.folder import load_run
 
     runs = dict(zip(MODELS, (load_run(str(tiny_run)), load_run(str(tiny_robust_run)))))
     demo = build_demo(runs, EXAMPLES, test_set=tiny_test_set)
@@ -175,7 +175,7 @@ class FakeApi(HfApi):
 
 @pytest.fixture
 def fake_api(monkeypatch):
-    from cifar import hub, space
+    from cifar.deploy import hub, space
 
     FakeApi.calls, FakeApi.fail_with, FakeApi.model_files = [], None, RUN_FILES_IN_A_REPO
     monkeypatch.setattr(hub, "HfApi", FakeApi)

@@ -14,13 +14,14 @@ import torch
 from gradio_client import handle_file
 
 from benchmarks.common import served
-from cifar.explainer import CLASS_AGNOSTIC, Explainer
-from cifar.faithfulness import road
-from cifar.gradcam import METHODS, GradCAM
-from cifar.inference import image_tensor, load_image, prepare
-from cifar.handlers import Handlers
-from cifar.run_folder import load_run
-from cifar.served import Served
+from cifar.engine.explainer import CLASS_AGNOSTIC, Explainer
+from cifar.engine.faithfulness import road
+from cifar.engine.gradcam import METHODS, GradCAM
+from cifar.engine.predict import image_tensor
+from cifar.engine.pictures import load_image, prepare
+from cifar.page.handlers import Handlers
+from cifar.runs.folder import load_run
+from cifar.page.served import Served
 
 from tests.conftest import EXAMPLES, MODELS, ROOT
 
@@ -33,7 +34,7 @@ def app_process(*args, env=None, cwd=ROOT):
 
 
 def test_examples_cover_every_class():
-    from cifar.model import CLASSES
+    from cifar.engine.model import CLASSES
 
     assert {Path(p).stem for p in EXAMPLES} == set(CLASSES)
 
@@ -107,7 +108,7 @@ def test_predict_lists_the_most_likely_classes_by_an_independent_forward_pass(cl
     """Calibrated by default: the TTA logits divided by the run's temperature; the raw softmax when asked."""
     args = (handle_file(EXAMPLES[5]), 3) + (() if calibrated else (False,))
     label, _ = client.predict(*args, api_name="/predict")
-    from cifar.evaluate import tta_logits  # its views: tests/test_evaluate.py
+    from cifar.engine.predict import tta_logits  # its views: tests/test_evaluate.py
 
     run = load_run(str(tiny_run))
     fitted = run.metrics["calibration"]["temperature"]
@@ -229,8 +230,8 @@ def test_each_mistake_shows_the_evidence_for_its_predicted_and_true_class(client
 
 
 def test_the_gallery_draws_the_heatmaps_stored_with_the_run_which_are_those_it_would_compute(tiny_run):
-    from cifar.handlers import Handlers
-    from cifar.explainer import MISTAKE_SIDES, heatmap_key
+    from cifar.page.handlers import Handlers
+    from cifar.engine.explainer import MISTAKE_SIDES, heatmap_key
 
     run = load_run(str(tiny_run))
     wrong = run.misclassified
@@ -297,8 +298,8 @@ def test_every_method_side_by_side_most_faithful_first(client, tiny_run):
 def test_score_cams_heatmap_does_not_wait_for_its_strip(tiny_run):
     """Score-CAM costs a forward pass per channel: the chosen layer's heatmap is computed alone, and the strip's other
     stages after it (the chosen layer's map reused). A method that costs one pass computes them all at once."""
-    from cifar.explainer import STAGE_LAYERS
-    from cifar.handlers import Handlers
+    from cifar.engine.explainer import STAGE_LAYERS
+    from cifar.page.handlers import Handlers
 
     handlers = Handlers(load_run(str(tiny_run)))
     asked, heatmaps = [], handlers.explainer.heatmaps
@@ -318,8 +319,9 @@ def test_unknown_class_is_a_clear_error(client):
 
 
 def test_the_served_tta_is_the_runs_unless_the_deployer_picks_another(tiny_run):
-    from cifar.handlers import Handlers
-    from cifar.inference import prepare, probabilities
+    from cifar.page.handlers import Handlers
+    from cifar.engine.pictures import prepare
+    from cifar.engine.predict import probabilities
 
     run = load_run(str(tiny_run))
     small, _ = prepare(PIL.Image.open(EXAMPLES[3]))
@@ -353,7 +355,7 @@ def test_device_is_named_on_the_page_and_a_missing_gpu_is_a_clear_error(app, tin
 def test_moving_between_stages_or_scoring_reuses_the_heatmaps_already_computed(tiny_run):
     """What keeps a control change fast: the strip's four stages are computed with the heatmap, so choosing
     another stage, changing the opacity or asking for the score runs no forward pass of the model."""
-    from cifar.handlers import Handlers
+    from cifar.page.handlers import Handlers
 
     demo = Handlers(load_run(str(tiny_run)))
     forwards = []
@@ -370,8 +372,8 @@ def test_moving_between_stages_or_scoring_reuses_the_heatmaps_already_computed(t
 
 
 def test_an_example_click_at_the_default_controls_is_answered_from_start_up(tiny_run):
-    from cifar.demo import ExampleAnswers
-    from cifar.handlers import Handlers
+    from cifar.page.layout import ExampleAnswers
+    from cifar.page.handlers import Handlers
 
     handlers, other = Handlers(load_run(str(tiny_run))), Handlers(load_run(str(tiny_run)))
     models = Served({"first": handlers, "second": other})
@@ -393,7 +395,7 @@ def test_an_example_click_at_the_default_controls_is_answered_from_start_up(tiny
 
 def test_the_calibrated_switch_redoes_the_prediction_alone(tiny_run):
     """The page's switch: the same classes, raw or calibrated probabilities; nothing to redo without a picture."""
-    from cifar.handlers import Handlers
+    from cifar.page.handlers import Handlers
 
     handlers = Handlers(load_run(str(tiny_run)))
     calibrated, raw = (handlers.refresh_prediction(EXAMPLES[2], 10, switch) for switch in (True, False))

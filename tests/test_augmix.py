@@ -1,13 +1,13 @@
-"""AugMix (cifar/augmix.py) against the authors' recipe: their operations at their scales, their mixing, our seeding."""
+"""AugMix (cifar/training/augmix.py) against the authors' recipe: their operations at their scales, their mixing, our seeding."""
 
 import numpy as np
 import PIL.Image
 import pytest
 from PIL import ImageOps
 
-from cifar.augmix import OPERATIONS, WIDTH, AugMix, augment_and_mix
-from cifar.config import make_config
-from cifar.data import train_transform
+from cifar.training.augmix import OPERATIONS, WIDTH, AugMix, augment_and_mix
+from cifar.training.config import make_config
+from cifar.training.data import train_transform
 from tests.conftest import synthetic_cifar
 
 IMAGE = synthetic_cifar(n_train=1)["train"][0][0]  # one uint8 32x32x3 picture

@@ -8,7 +8,7 @@ import PIL.Image
 import pytest
 from gradio_client import handle_file
 
-from cifar.inference import enlarge, load_image, prepare, to_rgb
+from cifar.engine.pictures import enlarge, load_image, prepare, to_rgb
 from tests.conftest import EXAMPLES
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cifar.explainer import DEFAULT_LAYER
+from cifar.engine.explainer import DEFAULT_LAYER
 
 from tests.conftest import TEST_SET, needs_test_set
 from tests.test_app import app_process
@@ -151,7 +151,7 @@ def test_the_heatmaps_faithfulness_score_follows_it(page):
 def test_the_compare_tab_fills_itself_for_the_current_picture(page):
     from playwright.sync_api import expect
 
-    from cifar.gradcam import METHODS
+    from cifar.engine.gradcam import METHODS
 
     page.get_by_role("tab", name="Compare").click()  # no picture yet: it says what to do first
     expect(page.get_by_text("Upload a picture (or click an example)")).to_be_visible()

@@ -7,12 +7,13 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from cifar.handlers import Handlers
-from cifar.evaluate import predict_arrays
-from cifar.explainer import DEFAULT_LAYER, ORIGINAL_LAYER
-from cifar.gradcam import METHODS, GradCAM
-from cifar.inference import image_tensor, load_image, prepare
-from cifar.run_folder import load_run
+from cifar.page.handlers import Handlers
+from cifar.engine.predict import predict_arrays
+from cifar.engine.explainer import DEFAULT_LAYER, ORIGINAL_LAYER
+from cifar.engine.gradcam import METHODS, GradCAM
+from cifar.engine.predict import image_tensor
+from cifar.engine.pictures import load_image, prepare
+from cifar.runs.folder import load_run
 from tests.conftest import needs_test_set, read_test_set
 
 ROOT = Path(__file__).parent.parent
@@ -38,7 +39,7 @@ def test_bundled_weights_are_small_and_complete(folder):
 @both
 def test_the_stored_predictions_give_the_stated_accuracies(folder):
     # predictions.npz: every test image's logits, plain and with the run's TTA, from its whole test pass
-    # (python -m cifar.reevaluate repeats that pass: 12 minutes, so not in every test run).
+    # (python -m cifar.measure.reevaluate repeats that pass: 12 minutes, so not in every test run).
     _, y = read_test_set()
     metrics = json.loads((folder / "metrics.json").read_text())
     with np.load(folder / "predictions.npz") as stored:
@@ -84,8 +85,8 @@ def test_the_default_layer_shows_evidence_on_every_example():
 def test_every_method_side_by_side_most_faithful_first_each_picture_its_own():
     # The bundled model, where the methods' ROAD scores differ (on the tiny test model they are all 0.00 and any
     # order is "sorted"). Scores and pictures computed here without the app.
-    from cifar.faithfulness import road
-    from cifar.pictures import overlay
+    from cifar.engine.faithfulness import road
+    from cifar.engine.pictures import overlay
 
     run = load_run(str(BUNDLED))
     gallery, _ = Handlers(run).compare_methods(str(EXAMPLES[5]), "layer3")

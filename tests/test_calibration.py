@@ -1,4 +1,4 @@
-"""Calibration (cifar/calibration.py): the ECE and reliability table against a plain loop, the fitted temperature
+"""Calibration (cifar/engine/calibration.py): the ECE and reliability table against a plain loop, the fitted temperature
 against one known in advance, the held-out halves, and the bundled run's stored numbers against its predictions."""
 
 import json
@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from cifar.calibration import (BINS, expected_calibration_error, fit_temperature, reliability, run_calibration,
-                               scaled_probabilities, held_out_halves)
+from cifar.engine.calibration import (BINS, expected_calibration_error, fit_temperature, reliability, run_calibration,
+                                      scaled_probabilities, held_out_halves)
 from tests.conftest import ROOT, needs_test_set, read_test_set
 
 BUNDLED = ROOT / "checkpoints" / "resnet18-cifar10"
@@ -115,7 +115,8 @@ def test_the_bundled_runs_calibration_is_what_its_predictions_give():
 def test_the_command_recalibrates_a_run_from_its_predictions(tiny_run, tiny_data_dir, tmp_path):
     import shutil
 
-    from cifar import calibration, recalibrate
+    from cifar.engine import calibration
+    from cifar.measure import recalibrate
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

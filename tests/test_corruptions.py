@@ -13,8 +13,8 @@ import pytest
 import skimage.color
 import skimage.filters
 
-from cifar.corruptions import BENCHMARK, CORRUPTIONS, MISSING, SEVERITIES, corrupt
-from cifar.run_folder import load_run
+from cifar.engine.corruptions import BENCHMARK, CORRUPTIONS, MISSING, SEVERITIES, corrupt
+from cifar.runs.folder import load_run
 from tests.conftest import ROOT, TEST_SET, needs_test_set, npz_folder, synthetic_cifar
 
 PICTURES = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
@@ -95,7 +95,7 @@ def test_noise_has_the_authors_strength():
 def test_the_benchmark_command_writes_its_table_into_the_run(tiny_run, tmp_path):
     run_dir = shutil.copytree(tiny_run, tmp_path / "run")
     data_dir = npz_folder(tmp_path / "data", {"test": synthetic_cifar(n_test=20)["test"]})
-    command = [sys.executable, "-m", "cifar.corruption_benchmark", str(run_dir), "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "cifar.measure.corruption_benchmark", str(run_dir), "--data-dir", str(data_dir)]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=600)
     value = json.loads((run_dir / "metrics.json").read_text())["corruptions"]
     assert set(value["accuracy"]) == set(CORRUPTIONS) and all(len(a) == 5 for a in value["accuracy"].values())
@@ -114,8 +114,8 @@ def test_the_benchmark_command_writes_its_table_into_the_run(tiny_run, tmp_path)
 @pytest.mark.parametrize("name", ["resnet18-cifar10", "resnet18-cifar10-robust"])
 def test_the_bundled_runs_table_is_what_the_benchmark_gives(name):
     """JPEG at its strongest and the clean pictures, recomputed on the same 1,000 test images."""
-    from cifar.corruption_benchmark import accuracy, subset
-    from cifar.test_set import read_test_set
+    from cifar.measure.corruption_benchmark import accuracy, subset
+    from cifar.dataset import read_test_set
 
     run = load_run(str(ROOT / "checkpoints" / name))
     value = run.metrics["corruptions"]
@@ -132,8 +132,8 @@ def test_the_explorer_shows_every_severity_each_models_prediction_and_how_far_it
     from gradio_client import handle_file
     from scipy.stats import spearmanr
 
-    from cifar.explainer import Explainer
-    from cifar.inference import load_image, prepare
+    from cifar.engine.explainer import Explainer
+    from cifar.engine.pictures import load_image, prepare
     from tests.conftest import EXAMPLES, MODELS
 
     gallery, text, numbers = client.predict(handle_file(EXAMPLES[3]), "contrast", "layer3", "Grad-CAM", 0.5,

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from cifar.config import make_config
-from cifar.data import ArrayDataset, EpochBatches, EpochLoader, load_cifar10, split_validation, train_transform
+from cifar.training.config import make_config
+from cifar.training.data import ArrayDataset, EpochBatches, EpochLoader, train_transform
+from cifar.dataset import load_cifar10, split_validation
 
 
 def test_load_from_npz_folder(tmp_path):

@@ -31,15 +31,15 @@ TOLERANCES = (0.04, 0.14)
 # train.py on every process, each then saving its trained parameters (rank 0 alone writes the run folder).
 TRAIN_AND_SAVE_WEIGHTS = """
 import os, sys, torch
-import cifar.training, train
-train_loop = cifar.training.train
+import cifar.training.loop, train
+train_loop = cifar.training.loop.train
 
 def train_and_save(*args, **kwargs):
     model = train_loop(*args, **kwargs)
     torch.save(dict(model.named_parameters()), os.path.join(sys.argv[1], "rank%s.pt" % os.environ["RANK"]))
     return model
 
-cifar.training.train = train_and_save
+cifar.training.loop.train = train_and_save
 train.main(sys.argv[2:])
 """
 
@@ -48,9 +48,9 @@ ONE_STEP = """
 import os, sys, torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from cifar.config import make_config
-from cifar.model import ResNet18
-from cifar.training import distributed, make_optimizer, train_step
+from cifar.training.config import make_config
+from cifar.engine.model import ResNet18
+from cifar.training.loop import distributed, make_optimizer, train_step
 
 rank, world = distributed(torch.device("cpu"))
 config = make_config()

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from cifar.evaluate import TTA_MODES, accuracy_by_tta, predict_arrays, tta_logits, view_logits
-from cifar.model import ResNet18
+from cifar.engine.predict import TTA_MODES, predict_arrays, tta_logits, view_logits
+from cifar.training.evaluate import accuracy_by_tta
+from cifar.engine.model import ResNet18
 
 
 @pytest.fixture(scope="module")

@@ -9,19 +9,20 @@ import torch
 from pytorch_grad_cam.metrics.road import NoisyLinearImputer, ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-from cifar import faithfulness_table
-from cifar.faithfulness import PERCENTILES, impute, road
-from cifar.explainer import BASELINES, LAYERS, Explainer
-from cifar.gradcam import GradCAM, LayerCAM
-from cifar.handlers import Handlers
-from cifar.run_folder import load_run
+from cifar.measure import faithfulness_table
+from cifar.engine.faithfulness import PERCENTILES, impute, road
+from cifar.engine.explainer import BASELINES, LAYERS, Explainer
+from cifar.engine.gradcam import GradCAM, LayerCAM
+from cifar.page.handlers import Handlers
+from cifar.runs.folder import load_run
 
 ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
 def bundled():
-    from cifar.inference import image_tensor, load_image, prepare
+    from cifar.engine.predict import image_tensor
+    from cifar.engine.pictures import load_image, prepare
 
     model = load_run(str(ROOT / "checkpoints" / "resnet18-cifar10")).model
     paths = sorted((ROOT / "examples").glob("*.png"))

@@ -6,7 +6,7 @@ and checks that the record is of the recipe as it stands."""
 
 from pathlib import Path
 
-from cifar.config import RECIPES, TrainConfig
+from cifar.training.config import RECIPES, TrainConfig
 from cifar.files import read_json
 
 RUN = Path(__file__).parent.parent / "docs" / "fast-recipe"

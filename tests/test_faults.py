@@ -21,10 +21,10 @@ EPOCHS, BATCH, KILLED_IN_EPOCH = 4, 16, 2
 # interruption always lands at the same point of the run, however fast or busy the machine is.
 KILLED_TRAIN_PY = """
 import os, signal, sys
-import cifar.data, train
+import cifar.training.data, train
 # Ctrl-C in a terminal: a shell that starts a job in the background may have it inherit SIGINT ignored.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-epoch_batches = cifar.data.EpochLoader.epoch
+epoch_batches = cifar.training.data.EpochLoader.epoch
 
 def epoch(self, number):
     for i, batch in enumerate(epoch_batches(self, number)):
@@ -32,7 +32,7 @@ def epoch(self, number):
             os.kill(os.getpid(), {signal})
         yield batch
 
-cifar.data.EpochLoader.epoch = epoch
+cifar.training.data.EpochLoader.epoch = epoch
 train.main(sys.argv[1:])
 """
 

@@ -20,12 +20,12 @@ import PIL.Image
 import pytest
 import torch
 
-from cifar.config import make_config
-from cifar.evaluate import predict_arrays, to_model_input
-from cifar.faithfulness import road
-from cifar.gradcam import METHODS
-from cifar.model import ResNet18
-from cifar.training import make_optimizer, micro_batch_size, mixed_precision, train, train_step
+from cifar.training.config import make_config
+from cifar.engine.predict import predict_arrays, to_model_input
+from cifar.engine.faithfulness import road
+from cifar.engine.gradcam import METHODS
+from cifar.engine.model import ResNet18
+from cifar.training.loop import make_optimizer, micro_batch_size, mixed_precision, train, train_step
 
 from .conftest import EXAMPLES, synthetic_cifar
 
@@ -165,8 +165,8 @@ def test_every_cam_method_and_road_on_the_gpu_equal_the_cpu(device, trained_mode
 
 
 def test_the_app_handlers_on_the_gpu_answer_as_on_the_cpu(device, tiny_run):
-    from cifar.handlers import Handlers
-    from cifar.run_folder import load_run
+    from cifar.page.handlers import Handlers
+    from cifar.runs.folder import load_run
 
     on_cpu, on_device = Handlers(load_run(str(tiny_run), "cpu")), Handlers(load_run(str(tiny_run), device))
     assert next(on_device.explainer.model.parameters()).device.type == device.type

@@ -8,10 +8,10 @@ import pytorch_grad_cam as reference_cams
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
-from cifar.explainer import LAYERS
-from cifar.gradcam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
-from cifar.pictures import overlay
-from cifar.model import ResNet18
+from cifar.engine.explainer import LAYERS
+from cifar.engine.gradcam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
+from cifar.engine.pictures import overlay
+from cifar.engine.model import ResNet18
 
 ROOT = Path(__file__).parent.parent
 
@@ -39,8 +39,9 @@ def hook_count(model):
 @pytest.fixture(scope="module")
 def bundled():
     """The shipped model and the ten example pictures (one per class) as its inputs."""
-    from cifar.inference import image_tensor, load_image, prepare
-    from cifar.run_folder import load_run
+    from cifar.engine.predict import image_tensor
+    from cifar.engine.pictures import load_image, prepare
+    from cifar.runs.folder import load_run
 
     model = load_run(str(ROOT / "checkpoints" / "resnet18-cifar10")).model
     paths = sorted((ROOT / "examples").glob("*.png"))
@@ -223,7 +224,7 @@ def test_the_edge_baseline_is_the_sobel_magnitude_of_the_grey_image_whatever_the
     """scipy's Sobel filter (its `nearest` border is our replicate padding), on two models: the same map."""
     from scipy import ndimage
 
-    from cifar.gradcam import SobelCAM
+    from cifar.engine.gradcam import SobelCAM
 
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     grey = images.mean(1).numpy().astype(np.float64)
@@ -235,7 +236,7 @@ def test_the_edge_baseline_is_the_sobel_magnitude_of_the_grey_image_whatever_the
 
 
 def test_the_centre_baseline_is_one_centred_blob_for_every_image():
-    from cifar.gradcam import CentreCAM
+    from cifar.engine.gradcam import CentreCAM
 
     maps = CentreCAM(ResNet18().eval(), "layer2")(torch.rand(2, 3, 32, 32))[0][:, 0]
     np.testing.assert_array_equal(maps[0], maps[1])

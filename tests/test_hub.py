@@ -7,10 +7,10 @@ import torch
 from gradio_client import Client, handle_file
 from safetensors.torch import load_file
 
-from cifar import hub
-from cifar.hub import PushError, push_run
-from cifar.model import ResNet18
-from cifar.run_folder import load_run
+from cifar.deploy import hub
+from cifar.deploy.hub import PushError, push_run
+from cifar.engine.model import ResNet18
+from cifar.runs.folder import load_run
 from cifar.files import STATE_NAME
 from tests.conftest import EXAMPLES, REPO_ID, RUN_FILES, TOKEN
 from tests.test_app import app_process
@@ -91,7 +91,7 @@ def test_a_repo_id_loads_from_the_cache_offline(hub_cache, tiny_run, monkeypatch
 def test_app_serves_a_repo_id_from_the_cache_offline(hub_cache, tiny_run):
     with app_process("--model", REPO_ID, env={"HF_HUB_CACHE": str(hub_cache)}) as url:
         label, _ = Client(url, verbose=False).predict(handle_file(EXAMPLES[3]), 10, api_name="/predict")
-    from cifar.handlers import Handlers
+    from cifar.page.handlers import Handlers
 
     expected, _ = Handlers(load_run(str(tiny_run))).predict(EXAMPLES[3], 10)
     got = {c["label"]: c["confidence"] for c in label["confidences"]}

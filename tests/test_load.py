@@ -6,10 +6,11 @@ import numpy as np
 import PIL.Image
 from gradio_client import Client, handle_file
 
-from cifar.explainer import DEFAULT_LAYER
-from cifar.gradcam import GradCAM
-from cifar.inference import enlarge, image_tensor, probabilities
-from cifar.run_folder import load_run
+from cifar.engine.explainer import DEFAULT_LAYER
+from cifar.engine.gradcam import GradCAM
+from cifar.engine.pictures import enlarge
+from cifar.engine.predict import image_tensor, probabilities
+from cifar.runs.folder import load_run
 
 CLIENTS, REQUESTS_EACH = 16, 5
 
@@ -73,7 +74,7 @@ def test_served_images_are_pruned_after_an_hour(tmp_path):
     import os
     import time
 
-    from cifar.pictures import prune
+    from cifar.page.image_files import prune
 
     old, old_heatmap, fresh = tmp_path / "old.png", tmp_path / "old.jpg", tmp_path / "fresh.png"
     for path in (old, old_heatmap, fresh):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cifar.model import CIFAR10_MEAN, CLASSES, ResNet18, count_parameters
+from cifar.engine.model import CIFAR10_MEAN, CLASSES, ResNet18, count_parameters
 
 
 def test_parameter_count_is_the_cifar_resnet18():

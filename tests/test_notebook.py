@@ -1,5 +1,5 @@
 """The Colab quick start, executed top to bottom on this CPU with tiny settings, so it cannot rot; its
-install cell run by the Pythons Colab has (cifar/platforms.py), as a pip dry run against the real index;
+install cell run by the Pythons Colab has (cifar/deploy/platforms.py), as a pip dry run against the real index;
 and its share cell given a token the way Colab gives it.
 
 Its parameters cell is followed by an injected one (as papermill does): one epoch on synthetic data, no
@@ -18,7 +18,7 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-from cifar.platforms import COLAB, PREINSTALLED_ON_COLAB, minor, read_requirements
+from cifar.deploy.platforms import COLAB, PREINSTALLED_ON_COLAB, minor, read_requirements
 from tests.hub_server import Account, StandInHub, serving
 
 ROOT = Path(__file__).parent.parent

@@ -1,4 +1,4 @@
-"""The model-randomization sanity check (cifar/sanity.py): which weights it re-initialises, its similarity measures
+"""The model-randomization sanity check (cifar/measure/sanity.py): which weights it re-initialises, its similarity measures
 against scikit-image and scipy, the protocol on methods whose answer is known, and the bundled run's stored table."""
 
 import json
@@ -9,9 +9,9 @@ import torch
 from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 
-from cifar import sanity
-from cifar.model import ResNet18
-from cifar.run_folder import load_run
+from cifar.measure import sanity
+from cifar.engine.model import ResNet18
+from cifar.runs.folder import load_run
 from tests.conftest import ROOT, needs_test_set, read_test_set, synthetic_cifar
 
 BUNDLED_RUNS = [ROOT / "checkpoints" / name for name in ("resnet18-cifar10", "resnet18-cifar10-robust")]

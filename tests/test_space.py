@@ -17,10 +17,10 @@ from gradio_client import Client, handle_file
 from huggingface_hub import SpaceCard
 from packaging.requirements import Requirement
 
-from cifar import space
-from cifar.demo import GPU_SECONDS
-from cifar.platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
-from cifar.space import HARDWARE, MODELS_DIR, RUN_FILES, DeployError, deploy_space, stage_space
+from cifar.deploy import space
+from cifar.page.layout import GPU_SECONDS
+from cifar.deploy.platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
+from cifar.deploy.space import HARDWARE, MODELS_DIR, RUN_FILES, DeployError, deploy_space, stage_space
 from cifar.files import STATE_NAME
 from tests import hub_server
 from tests.hub_server import Account, StandInHub, serving
@@ -30,15 +30,19 @@ from tests.conftest import REPO_ID, RUN_FILES_IN_A_REPO, TOKEN
 from tests.test_hub import prefilled_hub_cache
 
 SPACE_ID = "me/cifar-demo"
-# What app.py imports, written out (not derived from the code that stages it): training, its commands
-# (cifar/training.py, cifar/reevaluate.py) and the benchmarks (benchmarks/) do not run in a Space.
-APP_MODULES = ["cifar/__init__.py", "cifar/augmix.py", "cifar/browse.py", "cifar/calibration.py", "cifar/config.py",
-               "cifar/corruption_benchmark.py", "cifar/corruption_explorer.py", "cifar/corruptions.py",
-               "cifar/data.py", "cifar/demo.py", "cifar/device.py", "cifar/evaluate.py", "cifar/explainer.py",
-               "cifar/faithfulness.py", "cifar/faithfulness_table.py", "cifar/files.py", "cifar/gradcam.py",
-               "cifar/handlers.py", "cifar/hub.py", "cifar/inference.py", "cifar/model.py", "cifar/pictures.py",
-               "cifar/platforms.py", "cifar/plots.py", "cifar/run_folder.py", "cifar/run_views.py",
-               "cifar/sanity.py", "cifar/served.py", "cifar/side_by_side.py", "cifar/space.py", "cifar/test_set.py"]
+# What app.py imports, written out (not derived from the code that stages it): training (cifar/training/), the
+# commands that need it (cifar/measure/recalibrate.py, reevaluate.py) and the benchmarks do not run in a Space.
+APP_MODULES = ["cifar/__init__.py", "cifar/dataset.py", "cifar/device.py", "cifar/files.py",
+               *(f"cifar/deploy/{name}.py" for name in ("__init__", "platforms", "space")),
+               *(f"cifar/engine/{name}.py" for name in ("__init__", "calibration", "corruptions", "explainer",
+                                                        "faithfulness", "gradcam", "model", "pictures", "predict",
+                                                        "test_set")),
+               *(f"cifar/measure/{name}.py" for name in ("__init__", "class_heatmaps", "corruption_benchmark",
+                                                         "faithfulness_table", "sanity")),
+               *(f"cifar/page/{name}.py" for name in ("__init__", "handlers", "image_files", "layout", "run_views",
+                                                      "served")),
+               *(f"cifar/page/tabs/{name}.py" for name in ("__init__", "corruptions", "side_by_side", "test_set")),
+               *(f"cifar/runs/{name}.py" for name in ("__init__", "card", "folder", "plots"))]
 EXAMPLE_FILES = [f"examples/{name}" for name in ("airplane.png", "automobile.png", "bird.png", "cat.png", "deer.png",
                                                  "dog.png", "frog.png", "horse.png", "ship.png", "truck.png")]
 # The test run's files that a Space ships: calibration.png is optional (runs from before calibration lack it); it has it.
@@ -93,7 +97,7 @@ def test_a_test_set_is_shipped_when_asked_for_and_checked_first(run_on_disk, tin
 
 @pytest.mark.parametrize("hardware", [ZERO_GPU_HARDWARE, "cpu-basic", "t4-small"])
 def test_the_staged_space_is_what_zero_gpu_accepts(run_on_disk, tmp_path, hardware):
-    """Held against the platform's table (cifar/platforms.py): its Python, a torch it runs, and nothing that
+    """Held against the platform's table (cifar/deploy/platforms.py): its Python, a torch it runs, and nothing that
     the platform brings itself. The same folder for every hardware, so a Space can move between them."""
     folder, _ = staged(tmp_path, run_on_disk, hardware=hardware)
     config = SpaceCard.load(folder / "README.md").data.to_dict()
@@ -156,7 +160,7 @@ def test_a_free_account_deploys_on_zero_gpu(hub, run_on_disk):
     assert result.returncode == 0, result.stderr
     assert hub.spaces["me/cifar-demo"].hardware == ZERO_GPU_HARDWARE  # asked for in the create request
     assert set(hub.spaces["me/cifar-demo"].files) == set(APP_FILES) | {f"{MODELS_DIR}/my-run/{name}" for name in SHIPPED_RUN_FILES}
-    assert hub.spaces["me/cifar-demo"].files["cifar/space.py"] == (ROOT / "cifar" / "space.py").read_bytes()
+    assert hub.spaces["me/cifar-demo"].files["cifar/deploy/space.py"] == (ROOT / "cifar" / "deploy" / "space.py").read_bytes()
     assert "created me/cifar-demo on zero-a10g, public" in result.stdout
     assert hub.validated and "suggested_hardware" not in hub.validated[-1]  # ZeroGPU is not a suggestible flavour
 
@@ -305,8 +309,8 @@ def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tiny
         *_, numbers = client.predict(handle_file(str(folder / "examples" / "cat.png")), "contrast", "layer4",
                                      "Grad-CAM", 0.5, api_name="/corruption")
     assert shown == [0, 1, 2, 3, 4] and list(numbers) == names  # the page's names: the folder's, or the repo id
-    from cifar.handlers import Handlers
-    from cifar.run_folder import load_run
+    from cifar.page.handlers import Handlers
+    from cifar.runs.folder import load_run
 
     expected, _ = Handlers(load_run(str(tiny_run))).predict(EXAMPLES[3], 10)
     got = {c["label"]: c["confidence"] for c in label["confidences"]}
@@ -329,8 +333,8 @@ def test_two_models_are_staged_each_under_its_name(run_on_disk, tiny_robust_run,
 
 
 def test_on_zero_gpu_the_model_handlers_ask_for_the_gpu(tiny_run, tiny_test_set, monkeypatch):
-    from cifar.demo import build_demo
-    from cifar.run_folder import load_run
+    from cifar.page.layout import build_demo
+    from cifar.runs.folder import load_run
 
     asked = []
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cifar.run_folder import RunFolderError, load_run
+from cifar.runs.folder import RunFolderError, load_run
 
 
 def damaged(tiny_run, tmp_path, damage):

@@ -13,9 +13,11 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from cifar.explainer import Explainer
-from cifar.run_folder import load_run
-from cifar.test_set import (CARD_HEADING, CENTRE, TestSet, TestSetError, centre_share, class_means, read_test_set)
+from cifar.engine.explainer import Explainer
+from cifar.runs.folder import load_run
+from cifar.measure.class_heatmaps import CARD_HEADING
+from cifar.engine.test_set import CENTRE, TestSet, centre_share, class_means
+from cifar.dataset import TestSetError, read_test_set
 from tests.conftest import ROOT, TEST_SET, needs_test_set, synthetic_cifar
 
 CLASSES = [f"class{c}" for c in range(10)]
@@ -183,7 +185,7 @@ def test_the_class_heatmaps_command_writes_each_class_into_the_run(tiny_run, tmp
     data_dir.mkdir()
     images, labels = synthetic_cifar()["test"]
     np.savez(data_dir / "test.npz", x=images, y=labels)
-    subprocess.run([sys.executable, "-m", "cifar.test_set", str(run_dir), "--data-dir", str(data_dir)], cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "cifar.measure.class_heatmaps", str(run_dir), "--data-dir", str(data_dir)], cwd=ROOT,
                    check=True, capture_output=True, timeout=300)
     value = json.loads((run_dir / "metrics.json").read_text())["class_heatmaps"]
     maps = Explainer(load_run(str(run_dir)).model).heatmaps(images, ("layer4",), "Grad-CAM", labels)[0][:, 0]

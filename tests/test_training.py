@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from cifar import training
-from cifar.config import RECIPES, TrainConfig, make_config
-from cifar.hub import model_card, recipe_text
-from cifar.run_folder import finish_run
+from cifar.training import loop as training
+from cifar.training.config import RECIPES, TrainConfig, make_config
+from cifar.runs.card import model_card, recipe_text
+from cifar.training.finish import finish_run
 from cifar.files import STATE_NAME
-from cifar.training import micro_batch_size, one_cycle, train, train_step
+from cifar.training.loop import micro_batch_size, one_cycle, train, train_step
 from tests.conftest import RUN_FILES, synthetic_cifar
 
 def without_timings(history):
@@ -242,7 +242,7 @@ def robust_config(tiny_run, **overrides):
 
 
 def test_fine_tuning_starts_from_the_runs_weights(tiny_data, tiny_run, tmp_path):
-    from cifar.model import ResNet18
+    from cifar.engine.model import ResNet18
 
     start = train(robust_config(tiny_run), tiny_data, tmp_path, progress=False, stop_after_epochs=0)
     for name, value in ResNet18.from_pretrained(str(tiny_run)).state_dict().items():
@@ -254,9 +254,9 @@ def test_fine_tuning_starts_from_the_runs_weights(tiny_data, tiny_run, tmp_path)
 def test_the_robust_recipe_resumes_to_the_uninterrupted_result(tiny_data, tiny_run, tmp_path):
     """AugMix draws from the batch's key like the other augmentations, so a resumed run ends where a whole one does;
     after each epoch the validation images are measured under every corruption made here, as the benchmark does."""
-    from cifar.corruptions import every_corruption
-    from cifar.data import split_validation
-    from cifar.evaluate import predict_arrays
+    from cifar.engine.corruptions import every_corruption
+    from cifar.dataset import split_validation
+    from cifar.engine.predict import predict_arrays
 
     config = robust_config(tiny_run)
     whole = train(config, tiny_data, tmp_path / "whole", progress=False)
