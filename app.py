@@ -84,8 +84,7 @@ def main(argv=None):
         return deploy(args, argv)
     from cifar.page.layout import build_demo, launch
     from cifar.device import pick_device
-    from cifar.runs.folder import RunFolderError, load_run
-    from cifar.runs.folder import model_names
+    from cifar.runs.folder import RunFolderError, load_run, model_names
 
     # On ZeroGPU the model sits on "cuda" from the start; the GPU itself is attached per request.
     device = args.device or ("cuda" if on_zero_gpu() else pick_device())

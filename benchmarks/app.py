@@ -6,7 +6,8 @@ import time
 
 from gradio_client import Client, handle_file
 
-from cifar.page.handlers import Handlers
+from cifar.page.served import ServedModels
+from cifar.page.tabs.predict import PredictTab
 from cifar.runs.folder import load_run
 
 from .common import example_paths, p50_ms, served
@@ -24,7 +25,7 @@ def bench_app(model_path, clients=16, seconds=30, tta=None):
         print(f"{'app start to first answer':<48} {time.perf_counter() - started:8.1f} s    (target < 10 s)")
         latency = p50_ms(lambda: client.predict(handle_file(examples[0]), 3, api_name="/predict"), repeats=30)
         print(f"{'predict through the app (p50)':<48} {latency:8.1f} ms   (target <= 150 ms)")
-        handler = Handlers(load_run(model_path), tta).predict
+        handler = PredictTab(ServedModels.load(load_run(model_path), tta)).predict
         print(f"{'  of which our handler, in-process (p50)':<48} {p50_ms(lambda: handler(examples[0], 3)):8.1f} ms"
               "   (the rest: Gradio's upload, queue, result stream and download)")
 

@@ -11,7 +11,10 @@ import time
 from playwright.sync_api import sync_playwright
 
 from cifar.engine.explainer import DEFAULT_LAYER, DEFAULT_METHOD
-from cifar.page.handlers import PREDICTED, Handlers
+from cifar.page.controls import PREDICTED
+from cifar.page.served import ServedModels
+from cifar.page.tabs.misclassified import MisclassifiedTab
+from cifar.page.tabs.predict import PredictTab
 from cifar.runs.folder import load_run
 
 from .app import bare_predict_ms, predict_ms
@@ -120,21 +123,29 @@ def page_times(browser, url, examples: int, repeats: int) -> dict:
             "layer": statistics.median(changes[1:]), "gallery": statistics.median(galleries)}
 
 
+def clicked(predict: PredictTab, example: str) -> tuple:
+    """What the page shows of an example click before its scores: label, model view, heatmap, strip, caption."""
+    steps = predict.show_all(example, 3, True, DEFAULT_LAYER, PREDICTED, DEFAULT_METHOD, 0.5)
+    next(steps)  # the prediction alone
+    return next(steps)[:5]
+
+
 def precomputed_answers(handlers, examples: list, folder: str) -> str:
     """Our handlers' answers for what page_times clicks, as a JSON file BARE_PAGE serves; returns its path."""
+    predict, misclassified = handlers
     defaults = (DEFAULT_LAYER, PREDICTED, DEFAULT_METHOD, 0.5)
     clicks, scores = [], []
     for example in examples:
-        label, model_view, heatmap, strip, caption = handlers.analyze(example, 3, *defaults)
+        label, model_view, heatmap, strip, caption = clicked(predict, example)
         clicks.append([label, model_view, heatmap["value"], [list(item) for item in strip], caption])
-        scores.append(handlers.faithfulness(example, DEFAULT_LAYER)[0])
+        scores.append(predict.faithfulness(example, DEFAULT_LAYER)[0])
     picture = examples[0]  # any one: what is timed is drawing a new heatmap
     layers = ["layer3", DEFAULT_LAYER]
-    changes = {name: handlers.refresh_heatmap(picture, name, *defaults[1:]) for name in layers}
+    changes = {name: next(predict.show_layer(picture, name, *defaults[1:]))[:2] for name in layers}
     answers = {"examples": examples, "clicks": clicks, "scores": scores, "layers": layers,
                "layer_changes": {name: [heatmap["value"], caption] for name, (heatmap, caption) in changes.items()},
-               "layer_scores": {name: handlers.faithfulness(picture, name)[0] for name in layers},
-               "gallery": {str(on): [list(item) for item in handlers.misclassified(100, with_gradcam=on)[0]]
+               "layer_scores": {name: predict.faithfulness(picture, name)[0] for name in layers},
+               "gallery": {str(on): [list(item) for item in misclassified.misclassified(100, with_gradcam=on)[0]]
                            for on in (False, True)}}
     path = os.path.join(folder, "answers.json")
     with open(path, "w") as file:
@@ -148,7 +159,8 @@ def bench_browser(model_path, repeats=10):
     Gradio and the browser cost) and our handler alone, in-process (what we compute); and /predict through
     gradio_client against a bare Gradio app. All measured in the same run."""
     examples = [os.path.abspath(path) for path in example_paths()]
-    handlers = Handlers(load_run(model_path))
+    models = ServedModels.load(load_run(model_path))
+    handlers = PredictTab(models), MisclassifiedTab(models)
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as folder:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
@@ -160,9 +172,10 @@ def bench_browser(model_path, repeats=10):
         with served([sys.executable, "-c", BARE_PAGE, precomputed_answers(handlers, examples, folder)]) as (bare_url, _):
             bare = page_times(browser, bare_url, len(examples), repeats)
         browser.close()
-    handler = {"click": p50_ms(lambda: handlers.analyze(examples[1], 3, DEFAULT_LAYER, PREDICTED, DEFAULT_METHOD, 0.5)),
-               "layer": p50_ms(lambda: handlers.refresh_heatmap(examples[1], "layer3", PREDICTED, DEFAULT_METHOD, 0.5)),
-               "gallery": p50_ms(lambda: handlers.misclassified(100, with_gradcam=True), repeats=10)}
+    predict, misclassified = handlers
+    handler = {"click": p50_ms(lambda: clicked(predict, examples[1])),
+               "layer": p50_ms(lambda: next(predict.show_layer(examples[1], "layer3", PREDICTED, DEFAULT_METHOD, 0.5))),
+               "gallery": p50_ms(lambda: misclassified.misclassified(100, with_gradcam=True), repeats=10)}
     print(f"{'the page, p50 ms from the click until drawn':<48} {'ours':>8} {'same page, answers ready':>26} "
           f"{'our handler alone':>18}   target")
     rows = [("click", "example click -> label, heatmap, strip", "<= 250"), ("score", "  ... and its ROAD score", ""),

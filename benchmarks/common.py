@@ -3,6 +3,7 @@ images, and a server started for the length of a measurement (the tests use it t
 
 import contextlib
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -61,8 +62,9 @@ def served(command: list, env: dict | None = None, cwd=ROOT, ready="/", limit: f
     port = free_port()
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": str(port), **(env or {})}
     started = time.perf_counter()
+    # In a session of its own, stopped as a group: a server's children (ZeroGPU's forked workers) go with it.
     server = subprocess.Popen(command, cwd=cwd, env={k: v for k, v in environment.items() if v is not None},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + limit  # a start-up limit, not a measurement
@@ -78,9 +80,22 @@ def served(command: list, env: dict | None = None, cwd=ROOT, ready="/", limit: f
                 time.sleep(0.1)
         yield url, time.perf_counter() - started
     finally:
-        server.terminate()
-        server.wait(10)
-        server.stdout.close()
+        stop_group(server)
+
+
+def stop_group(server: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM to a server started in its own session, and to every process of that session; then SIGKILL to what is
+    left of it (a server's forked workers outlive a SIGTERM sent to the server alone)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:  # the whole session has gone
+            pass
+        try:
+            server.wait(wait)
+        except subprocess.TimeoutExpired:
+            pass
+    server.stdout.close()
 
 
 def example_paths() -> list:

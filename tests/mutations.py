@@ -24,14 +24,24 @@ ROOT = Path(__file__).parent.parent
 
 # name -> (file, original text, broken text, the tests expected to catch it)
 MUTATIONS = {
+    # #33: the page layer on ZeroGPU, and the layout.
+    "stored-gallery-asks-for-a-gpu": ("cifar/page/tabs/misclassified.py",
+                                      'needed = shows_heatmaps(arguments) and not tab.models[arguments["model"]].stores_gallery',
+                                      "needed = True", ["tests/test_zerogpu.py"]),
+    "model-run-outside-the-gpu-worker": ("cifar/page/endpoints.py",
+                                         "self.on_gpu = spaces.GPU(self._run, duration=self._seconds)",
+                                         "self.on_gpu = None", ["tests/test_zerogpu.py"]),
+    "page-imports-the-training-pipeline": ("cifar/page/tabs/predict.py", "import copy\n",
+                                           "import copy\nimport cifar.training.data  # noqa\n",
+                                           ["tests/test_layout.py"]),
     # #24: the robust recipe and the page of several models.
     "augmix-without-the-skip-connection": ("cifar/training/augmix.py",
                                            'mixed = (1 - plan["skip"]) * image.astype(np.float32) + plan["skip"] * mix',
                                            "mixed = mix", ["tests/test_augmix.py"]),
     "fine-tune-starts-from-scratch": ("cifar/training/loop.py", "        model.load_state_dict(start.state_dict())\n",
                                       "", ["tests/test_training.py"]),
-    "page-answers-with-the-default-model": ("cifar/page/served.py", "return getattr(self[name], method)",
-                                            "return getattr(self.first, method)", ["tests/test_app.py"]),
+    "page-answers-with-the-default-model": ("cifar/page/served.py", "return self.by_name[name]",
+                                            "return self.first", ["tests/test_app.py"]),
     "explorer-shows-the-first-model-alone": ("cifar/page/tabs/corruptions.py",
                                              "for name in models.names}", "for name in models.names[:1]}",
                                              ["tests/test_corruptions.py"]),
@@ -151,25 +161,25 @@ MUTATIONS = {
                                           "return misclassified[heatmap_key(side)][:len(chosen)]",
                                           ["tests/test_app.py::test_the_gallery_draws_the_heatmaps_stored_with_the"
                                            "_run_which_are_those_it_would_compute"]),
-    "mistakes-least-confident-first": ("cifar/page/handlers.py", 'np.argsort(-self.mistake_confidence[chosen]',
-                                       'np.argsort(self.mistake_confidence[chosen]', ["tests/test_app.py"]),
-    "mistakes-shown-raw": ("cifar/page/handlers.py", "        if self.temperature and run.predictions is not None:\n",
+    "mistakes-least-confident-first": ("cifar/page/tabs/misclassified.py", 'np.argsort(-served.mistake_confidence[chosen]',
+                                       'np.argsort(served.mistake_confidence[chosen]', ["tests/test_app.py"]),
+    "mistakes-shown-raw": ("cifar/page/served.py", "        if self.temperature and run.predictions is not None:\n",
                            "        if False:\n", ["tests/test_app.py::test_misclassified_gallery_order_and_filters"]),
-    "predicted-class-filter-ignored": ("cifar/page/handlers.py",
-                                       'keep &= wrong["predicted"] == self.classes.index(predicted_class)',
-                                       "keep &= True", ["tests/test_app.py"]),
+    "predicted-class-filter-ignored": ("cifar/page/tabs/misclassified.py",
+                                       '(("true", true_class), ("predicted", predicted_class))',
+                                       '(("true", true_class),)', ["tests/test_app.py"]),
     # What the page returns, checked against an independent computation (#22):
-    "top-k-skips-the-most-likely": ("cifar/page/handlers.py", "best = np.argsort(-probabilities)[:top_k]",
-                                    "best = np.argsort(-probabilities)[1:top_k + 1]",
+    "top-k-skips-the-most-likely": ("cifar/page/tabs/predict.py", "best = np.argsort(-probabilities)[:int(top_k)]",
+                                    "best = np.argsort(-probabilities)[1:int(top_k) + 1]",
                                     ["tests/test_app.py::test_predict_lists_the_most_likely_classes_by_an_independent_forward_pass"]),
     "model-shown-the-top-left": ("cifar/engine/pictures.py", "left, top = (image.width - side) // 2, (image.height - side) // 2",
                                  "left, top = 0, 0", ["tests/test_app.py::test_the_model_is_shown_the_centre_of_a_wide_picture"]),
-    "methods-pictured-in-their-own-order": ("cifar/page/handlers.py",
+    "methods-pictured-in-their-own-order": ("cifar/page/tabs/compare.py",
                                             "gallery = [(image_file(overlay(display, maps[name].maps[layer], opacity))",
                                             "gallery = [(image_file(overlay(display, maps[list(METHODS)[order.index(name)]]"
                                             ".maps[layer], opacity))",
                                             ["tests/test_bundled_model.py::test_every_method_side_by_side_most_faithful_first_each_picture_its_own"]),
-    "score-cam-waits-for-the-strip": ("cifar/page/handlers.py", "    if method in COSTLY_METHODS:\n        return (layer,)\n", "",
+    "score-cam-waits-for-the-strip": ("cifar/page/tabs/predict.py", "    if method in COSTLY_METHODS:\n        return (layer,)\n", "",
                                       ["tests/test_app.py::test_score_cams_heatmap_does_not_wait_for_its_strip"]),
 }
 

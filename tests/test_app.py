@@ -3,6 +3,7 @@
 import math
 import subprocess
 import sys
+import types
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,9 +20,10 @@ from cifar.engine.faithfulness import road
 from cifar.engine.gradcam import METHODS, GradCAM
 from cifar.engine.predict import image_tensor
 from cifar.engine.pictures import load_image, prepare
-from cifar.page.handlers import Handlers
+from cifar.page.served import ServedModels
+from cifar.page.tabs.misclassified import MisclassifiedTab
+from cifar.page.tabs.predict import ExampleAnswers, PredictTab
 from cifar.runs.folder import load_run
-from cifar.page.served import Served
 
 from tests.conftest import EXAMPLES, MODELS, ROOT
 
@@ -53,9 +55,8 @@ def test_named_api_endpoints(client):
 def test_each_endpoint_answers_with_the_model_it_names(client, tiny_robust_run):
     """The second model's prediction is its own (a forward pass of its weights), and not the first one's."""
     run = load_run(str(tiny_robust_run))
-    handlers = Handlers(run)
     label, _ = client.predict(handle_file(EXAMPLES[3]), 10, True, MODELS[1], api_name="/predict")
-    expected, _ = handlers.predict(EXAMPLES[3], 10)
+    expected, _ = PredictTab(ServedModels.load(run)).predict(EXAMPLES[3], 10)
     assert {c["label"]: c["confidence"] for c in label["confidences"]} == pytest.approx(expected, abs=1e-5)
     default, _ = client.predict(handle_file(EXAMPLES[3]), 10, True, api_name="/predict")
     assert {c["label"]: c["confidence"] for c in default["confidences"]} != pytest.approx(expected, abs=1e-3)
@@ -68,7 +69,7 @@ def test_an_unknown_model_is_refused_by_name(client):
     with pytest.raises(Exception, match="nope is not in the list of choices: \\['standard', 'robust'\\]"):
         client.predict(handle_file(EXAMPLES[3]), 3, True, "nope", api_name="/predict")
     with pytest.raises(gr.Error, match="Unknown model 'nope': this page serves a, b"):
-        Served({"a": 1, "b": 2})["nope"]
+        ServedModels([types.SimpleNamespace(name="a"), types.SimpleNamespace(name="b")])["nope"]
 
 
 def test_models_side_by_side_answers_with_each_models_engine(client, tiny_run, tiny_robust_run):
@@ -230,7 +231,6 @@ def test_each_mistake_shows_the_evidence_for_its_predicted_and_true_class(client
 
 
 def test_the_gallery_draws_the_heatmaps_stored_with_the_run_which_are_those_it_would_compute(tiny_run):
-    from cifar.page.handlers import Handlers
     from cifar.engine.explainer import MISTAKE_SIDES, heatmap_key
 
     run = load_run(str(tiny_run))
@@ -239,11 +239,11 @@ def test_the_gallery_draws_the_heatmaps_stored_with_the_run_which_are_those_it_w
         live = GradCAM(run.model, "layer4")(image_tensor(wrong["images"]), wrong[side].tolist())[0][:, 0]
         assert wrong[heatmap_key(side)].dtype == np.float16
         np.testing.assert_allclose(wrong[heatmap_key(side)], live, atol=1e-3)  # float16: 11 bits
-    demo = Handlers(run)
-    stored = demo.mistake_evidence(4)
+    tab = MisclassifiedTab(ServedModels.load(run))
+    stored = tab.mistake_evidence(4)
     for side in MISTAKE_SIDES:  # a run written before the heatmaps were stored: computed when asked for
         del wrong[heatmap_key(side)]
-    assert demo.mistake_evidence(4) == stored  # the same pictures (files named by content) and captions
+    assert tab.mistake_evidence(4) == stored  # the same pictures (files named by content) and captions
 
 
 def test_every_heatmap_on_the_predict_tab_has_its_faithfulness_score(client, tiny_run):
@@ -296,20 +296,19 @@ def test_every_method_side_by_side_most_faithful_first(client, tiny_run):
 
 
 def test_score_cams_heatmap_does_not_wait_for_its_strip(tiny_run):
-    """Score-CAM costs a forward pass per channel: the chosen layer's heatmap is computed alone, and the strip's other
-    stages after it (the chosen layer's map reused). A method that costs one pass computes them all at once."""
+    """Score-CAM costs a forward pass per channel: the page shows the chosen layer's heatmap computed alone, then the
+    strip's other stages (the chosen layer's map reused). A method that costs one pass computes them all at once."""
     from cifar.engine.explainer import STAGE_LAYERS
-    from cifar.page.handlers import Handlers
 
-    handlers = Handlers(load_run(str(tiny_run)))
-    asked, heatmaps = [], handlers.explainer.heatmaps
-    handlers.explainer.heatmaps = lambda images, layers, *args: asked.append(tuple(layers)) or heatmaps(images, layers, *args)
-    controls = ("layer4", "predicted class", "Score-CAM", 0.5)
-    assert handlers.analyze(EXAMPLES[2], 3, *controls)[3] == []  # the strip follows
-    assert asked == [("layer4",)]
-    handlers.refresh_strip(EXAMPLES[2], *controls)
-    assert asked == [("layer4",), ("layer1", "layer2", "layer3")]
-    handlers.analyze(EXAMPLES[2], 3, "layer4", "predicted class", "Grad-CAM", 0.5)
+    tab = PredictTab(ServedModels.load(load_run(str(tiny_run))))
+    explainer = tab.models.first.explainer
+    asked, heatmaps = [], explainer.heatmaps
+    explainer.heatmaps = lambda images, layers, *args: asked.append(tuple(layers)) or heatmaps(images, layers, *args)
+    steps = tab.show_all(EXAMPLES[2], 3, True, "layer4", "predicted class", "Score-CAM", 0.5)
+    next(steps)  # the prediction
+    assert next(steps)[3] == [] and asked == [("layer4",)]  # the heatmap, the strip left empty
+    assert len(next(steps)[3]) == 4 and asked == [("layer4",), ("layer1", "layer2", "layer3")]  # then the strip
+    list(tab.show_all(EXAMPLES[2], 3, True, "layer4", "predicted class", "Grad-CAM", 0.5))
     assert asked[-1] == STAGE_LAYERS
 
 
@@ -319,7 +318,6 @@ def test_unknown_class_is_a_clear_error(client):
 
 
 def test_the_served_tta_is_the_runs_unless_the_deployer_picks_another(tiny_run):
-    from cifar.page.handlers import Handlers
     from cifar.engine.pictures import prepare
     from cifar.engine.predict import probabilities
 
@@ -329,14 +327,14 @@ def test_the_served_tta_is_the_runs_unless_the_deployer_picks_another(tiny_run):
     fitted = run.metrics["calibration"]["temperature"]
     for tta, accuracy, temperature in [(None, run.metrics["test_accuracy_tta"], fitted),
                                        ("none", run.metrics["test_accuracy"], 1.0)]:
-        handlers = Handlers(run, tta)
-        label, _ = handlers.predict(EXAMPLES[3], 10)
+        models = ServedModels.load(run, tta)
+        label, _ = PredictTab(models).predict(EXAMPLES[3], 10)
         expected = probabilities(run.model, small, tta or run.metrics["tta"], temperature)
         assert [label[name] for name in run.classes] == pytest.approx(expected.tolist(), abs=1e-6)
-        assert handlers.test_accuracy == accuracy
+        assert models.first.test_accuracy == accuracy
     assert probabilities(run.model, small, "none") != pytest.approx(probabilities(run.model, small, "flip"), abs=1e-6)
     with pytest.raises(ValueError, match="tta must be one of"):
-        Handlers(run, "rotate")
+        ServedModels.load(run, "rotate")
 
 
 def test_device_is_named_on_the_page_and_a_missing_gpu_is_a_clear_error(app, tiny_run):
@@ -355,11 +353,9 @@ def test_device_is_named_on_the_page_and_a_missing_gpu_is_a_clear_error(app, tin
 def test_moving_between_stages_or_scoring_reuses_the_heatmaps_already_computed(tiny_run):
     """What keeps a control change fast: the strip's four stages are computed with the heatmap, so choosing
     another stage, changing the opacity or asking for the score runs no forward pass of the model."""
-    from cifar.page.handlers import Handlers
-
-    demo = Handlers(load_run(str(tiny_run)))
+    demo = PredictTab(ServedModels.load(load_run(str(tiny_run))))
     forwards = []
-    demo.explainer.model.register_forward_hook(lambda *args: forwards.append(1))
+    demo.models.first.explainer.model.register_forward_hook(lambda *args: forwards.append(1))
     first = demo.explain(EXAMPLES[2], "layer4", "predicted class", "Grad-CAM", 0.5)
     assert forwards
     forwards.clear()
@@ -372,34 +368,29 @@ def test_moving_between_stages_or_scoring_reuses_the_heatmaps_already_computed(t
 
 
 def test_an_example_click_at_the_default_controls_is_answered_from_start_up(tiny_run):
-    from cifar.page.layout import ExampleAnswers
-    from cifar.page.handlers import Handlers
-
-    handlers, other = Handlers(load_run(str(tiny_run))), Handlers(load_run(str(tiny_run)))
-    models = Served({"first": handlers, "second": other})
-    click = ExampleAnswers(models, EXAMPLES[:2], models.route("analyze"))
-    click.thread.join()
+    models = ServedModels.load({"first": load_run(str(tiny_run)), "second": load_run(str(tiny_run))})
+    tab = PredictTab(models, EXAMPLES[:2])
+    tab.example_answers.thread.join()
     forwards = []
-    handlers.explainer.model.register_forward_hook(lambda *args: forwards.append(1))
-    answer = click(1, *ExampleAnswers.DEFAULTS, "first")
-    handlers.refresh_faithfulness(EXAMPLES[1], *ExampleAnswers.DEFAULTS[ExampleAnswers.SCORED])  # what the page asks for next
-    assert forwards == []
-    assert answer == (EXAMPLES[1], *handlers.analyze(EXAMPLES[1], *ExampleAnswers.DEFAULTS))
-    click(1, 2, *ExampleAnswers.DEFAULTS[1:], "first")  # other controls: computed for the click
+    models["first"].explainer.model.register_forward_hook(lambda *args: forwards.append(1))
+    answer = list(tab.show_example(1, *ExampleAnswers.DEFAULTS, "first"))
+    assert forwards == []  # made ahead, the scores that end it too
+    assert answer[0][0] == EXAMPLES[1] and [step[1:] for step in answer] == list(
+        tab.show_all(EXAMPLES[1], *ExampleAnswers.DEFAULTS, "first"))
+    list(tab.show_example(1, 2, *ExampleAnswers.DEFAULTS[1:], "first"))  # other controls: computed for the click
     assert forwards
     others = []
-    other.explainer.model.register_forward_hook(lambda *args: others.append(1))
-    click(1, *ExampleAnswers.DEFAULTS, "second")  # another model: its own answer, computed for the click
+    models["second"].explainer.model.register_forward_hook(lambda *args: others.append(1))
+    list(tab.show_example(1, *ExampleAnswers.DEFAULTS, "second"))  # another model: its own answer, computed
     assert others
 
 
 def test_the_calibrated_switch_redoes_the_prediction_alone(tiny_run):
     """The page's switch: the same classes, raw or calibrated probabilities; nothing to redo without a picture."""
-    from cifar.page.handlers import Handlers
-
-    handlers = Handlers(load_run(str(tiny_run)))
-    calibrated, raw = (handlers.refresh_prediction(EXAMPLES[2], 10, switch) for switch in (True, False))
-    assert calibrated == handlers.predict(EXAMPLES[2], 10)[0] and raw == handlers.predict(EXAMPLES[2], 10, False)[0]
+    tab = PredictTab(ServedModels.load(load_run(str(tiny_run))))
+    calibrated, raw = (tab.recalibrate(EXAMPLES[2], 10, switch) for switch in (True, False))
+    assert calibrated == tab.predict(EXAMPLES[2], 10)[0] and raw == tab.predict(EXAMPLES[2], 10, False)[0]
     assert max(raw, key=raw.get) == max(calibrated, key=calibrated.get) and raw != pytest.approx(calibrated)
-    assert isinstance(handlers.refresh_prediction(None, 10, True), type(gr.skip()))
-    assert f"T = {handlers.temperature:.2f}" in handlers.calibration_note()
+    assert isinstance(tab.recalibrate(None, 10, True), type(gr.skip()))
+    served = tab.models.first
+    assert f"T = {served.temperature:.2f}" in served.calibration_note()

@@ -7,7 +7,9 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from cifar.page.handlers import Handlers
+from cifar.page.served import ServedModels
+from cifar.page.tabs.compare import CompareTab
+from cifar.page.tabs.predict import PredictTab
 from cifar.engine.predict import predict_arrays
 from cifar.engine.explainer import DEFAULT_LAYER, ORIGINAL_LAYER
 from cifar.engine.gradcam import METHODS, GradCAM
@@ -78,7 +80,7 @@ def test_the_default_layer_shows_evidence_on_every_example():
     blank = [path for path, cam in zip(EXAMPLES, original) if not cam.any()]
     assert blank, "no example is blank at the original layer any more: find another image for the caption check"
     # ...and where it is blank, the app says so instead of showing an empty heatmap without a word.
-    _, _, caption = Handlers(run).explain(str(blank[0]), ORIGINAL_LAYER)
+    _, _, caption = PredictTab(ServedModels.load(run)).explain(str(blank[0]), ORIGINAL_LAYER)
     assert "nothing here counts for this class" in caption
 
 
@@ -89,7 +91,7 @@ def test_every_method_side_by_side_most_faithful_first_each_picture_its_own():
     from cifar.engine.pictures import overlay
 
     run = load_run(str(BUNDLED))
-    gallery, _ = Handlers(run).compare_methods(str(EXAMPLES[5]), "layer3")
+    gallery, _ = CompareTab(ServedModels.load(run)).compare_methods(str(EXAMPLES[5]), "layer3")
     small, display = prepare(load_image(str(EXAMPLES[5])))
     image, scores, expected = image_tensor(small), {}, {}
     for name, method in METHODS.items():

@@ -13,7 +13,8 @@ from cifar.measure import faithfulness_table
 from cifar.engine.faithfulness import PERCENTILES, impute, road
 from cifar.engine.explainer import BASELINES, LAYERS, Explainer
 from cifar.engine.gradcam import GradCAM, LayerCAM
-from cifar.page.handlers import Handlers
+from cifar.page.served import ServedModels
+from cifar.page.tabs.misclassified import MisclassifiedTab
 from cifar.runs.folder import load_run
 
 ROOT = Path(__file__).parent.parent
@@ -105,7 +106,7 @@ def test_table_command_writes_the_table_into_the_run_and_its_card(tiny_run, tiny
         _, stored = explainer.gallery_scores(wrong, side, chosen, loaded.faithfulness["misclassified"])
         _, live = explainer.gallery_scores(wrong, side, chosen)
         np.testing.assert_allclose(stored, live, atol=1e-5)  # stored rounded to 5 decimals
-    assert all("ROAD" in caption for _, caption in Handlers(loaded).misclassified(3, with_gradcam=True)[0])
+    assert all("ROAD" in caption for _, caption in MisclassifiedTab(ServedModels.load(loaded)).misclassified(3, with_gradcam=True)[0])
 
 
 def table_of(scores: dict) -> dict:

@@ -165,11 +165,12 @@ def test_every_cam_method_and_road_on_the_gpu_equal_the_cpu(device, trained_mode
 
 
 def test_the_app_handlers_on_the_gpu_answer_as_on_the_cpu(device, tiny_run):
-    from cifar.page.handlers import Handlers
+    from cifar.page.served import ServedModels
+    from cifar.page.tabs.predict import PredictTab
     from cifar.runs.folder import load_run
 
-    on_cpu, on_device = Handlers(load_run(str(tiny_run), "cpu")), Handlers(load_run(str(tiny_run), device))
-    assert next(on_device.explainer.model.parameters()).device.type == device.type
+    on_cpu, on_device = (PredictTab(ServedModels.load(load_run(str(tiny_run), where))) for where in ("cpu", device))
+    assert next(on_device.models.first.explainer.model.parameters()).device.type == device.type
     for image in EXAMPLES[:3]:
         (cpu_label, _), (device_label, _) = on_cpu.predict(image, 10), on_device.predict(image, 10)
         assert cpu_label.keys() == device_label.keys()

@@ -91,9 +91,10 @@ def test_a_repo_id_loads_from_the_cache_offline(hub_cache, tiny_run, monkeypatch
 def test_app_serves_a_repo_id_from_the_cache_offline(hub_cache, tiny_run):
     with app_process("--model", REPO_ID, env={"HF_HUB_CACHE": str(hub_cache)}) as url:
         label, _ = Client(url, verbose=False).predict(handle_file(EXAMPLES[3]), 10, api_name="/predict")
-    from cifar.page.handlers import Handlers
+    from cifar.page.served import ServedModels
+    from cifar.page.tabs.predict import PredictTab
 
-    expected, _ = Handlers(load_run(str(tiny_run))).predict(EXAMPLES[3], 10)
+    expected, _ = PredictTab(ServedModels.load(load_run(str(tiny_run)))).predict(EXAMPLES[3], 10)
     got = {c["label"]: c["confidence"] for c in label["confidences"]}
     assert got.keys() == expected.keys()
     np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), atol=1e-5)

@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import types
 
 import gradio
 import numpy as np
@@ -18,7 +17,6 @@ from huggingface_hub import SpaceCard
 from packaging.requirements import Requirement
 
 from cifar.deploy import space
-from cifar.page.layout import GPU_SECONDS
 from cifar.deploy.platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
 from cifar.deploy.space import HARDWARE, MODELS_DIR, RUN_FILES, DeployError, deploy_space, stage_space
 from cifar.files import STATE_NAME
@@ -39,9 +37,11 @@ APP_MODULES = ["cifar/__init__.py", "cifar/dataset.py", "cifar/device.py", "cifa
                                                         "test_set")),
                *(f"cifar/measure/{name}.py" for name in ("__init__", "class_heatmaps", "corruption_benchmark",
                                                          "faithfulness_table", "sanity")),
-               *(f"cifar/page/{name}.py" for name in ("__init__", "handlers", "image_files", "layout", "run_views",
+               *(f"cifar/page/{name}.py" for name in ("__init__", "controls", "endpoints", "image_files", "layout",
                                                       "served")),
-               *(f"cifar/page/tabs/{name}.py" for name in ("__init__", "corruptions", "side_by_side", "test_set")),
+               *(f"cifar/page/tabs/{name}.py" for name in ("__init__", "compare", "corruptions", "faithfulness",
+                                                           "misclassified", "model_card", "predict", "side_by_side",
+                                                           "test_set", "training")),
                *(f"cifar/runs/{name}.py" for name in ("__init__", "card", "folder", "plots"))]
 EXAMPLE_FILES = [f"examples/{name}" for name in ("airplane.png", "automobile.png", "bird.png", "cat.png", "deer.png",
                                                  "dog.png", "frog.png", "horse.png", "ship.png", "truck.png")]
@@ -309,10 +309,11 @@ def test_the_staged_space_runs_from_its_folder_alone(run_on_disk, tiny_run, tiny
         *_, numbers = client.predict(handle_file(str(folder / "examples" / "cat.png")), "contrast", "layer4",
                                      "Grad-CAM", 0.5, api_name="/corruption")
     assert shown == [0, 1, 2, 3, 4] and list(numbers) == names  # the page's names: the folder's, or the repo id
-    from cifar.page.handlers import Handlers
+    from cifar.page.served import ServedModels
+    from cifar.page.tabs.predict import PredictTab
     from cifar.runs.folder import load_run
 
-    expected, _ = Handlers(load_run(str(tiny_run))).predict(EXAMPLES[3], 10)
+    expected, _ = PredictTab(ServedModels.load(load_run(str(tiny_run)))).predict(EXAMPLES[3], 10)
     got = {c["label"]: c["confidence"] for c in label["confidences"]}
     np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), atol=1e-5)
     assert len(strip) == 4 and "Grad-CAM" in caption
@@ -330,39 +331,3 @@ def test_two_models_are_staged_each_under_its_name(run_on_disk, tiny_robust_run,
     (tmp_path / "again").mkdir()
     with pytest.raises(DeployError, match="two models would both be called my-run"):
         staged(tmp_path / "again", [run_on_disk, run_on_disk])
-
-
-def test_on_zero_gpu_the_model_handlers_ask_for_the_gpu(tiny_run, tiny_test_set, monkeypatch):
-    from cifar.page.layout import build_demo
-    from cifar.runs.folder import load_run
-
-    asked = []
-
-    def gpu(handler, duration):  # stands in for spaces.GPU: the platform's GPU request around each call
-        def holding_a_gpu(*args, **kwargs):
-            asked.append((handler.__name__, duration(*args, **kwargs) if callable(duration) else duration))
-            return handler(*args, **kwargs)
-        holding_a_gpu.__wrapped__ = handler
-        return holding_a_gpu
-
-    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
-    run = load_run(str(tiny_run))
-    endpoints = lambda demo: {fn.api_name: fn.fn for fn in demo.fns.values()
-                              if fn.api_name in ("predict", "explain", "compare_methods", "misclassified", "browse")}
-    plain = endpoints(build_demo(run, test_set=tiny_test_set))
-    assert len(plain) == 5 and not any(hasattr(fn, "__wrapped__") for fn in plain.values())  # elsewhere: as is
-
-    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    on_zero = endpoints(build_demo(run, test_set=tiny_test_set))
-    assert len(on_zero) == 5 and all(hasattr(fn, "__wrapped__") for fn in on_zero.values())
-    on_zero["predict"](EXAMPLES[0], 3)
-    for method in ("Grad-CAM", "Score-CAM"):
-        on_zero["explain"](EXAMPLES[0], "layer4", "predicted class", method, 0.5)
-    on_zero["compare_methods"](EXAMPLES[0], "layer1", "predicted class", 0.5)
-    for method in ("Grad-CAM", "Score-CAM"):
-        on_zero["browse"]("any", "any", "all", 0, 1, method, "layer4", "predicted", 2, 0.5)
-    # Score-CAM (a forward pass per channel) and every method side by side ask for longer than the rest.
-    assert asked == [("predict", GPU_SECONDS["quick"]), ("explain", GPU_SECONDS["quick"]),
-                     ("explain", GPU_SECONDS["Score-CAM"]), ("compare_methods", GPU_SECONDS["Score-CAM"]),
-                     ("browse", GPU_SECONDS["quick"]), ("browse", GPU_SECONDS["Score-CAM"])]
-    assert GPU_SECONDS["quick"] < GPU_SECONDS["Score-CAM"] <= 60  # 60 s: the platform's default, the longest queue

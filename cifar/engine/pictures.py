@@ -13,6 +13,7 @@ import PIL.ImageOps
 INPUT_SIZE = 32
 
 DISPLAY_SIZE = 256  # the side of every image the app shows: 32x32 is too small to see
+THUMBNAIL_SIZE = 128  # the side of a gallery's pictures, and of an export's heatmap overlays
 
 MAX_PIXELS = 40_000_000  # larger is a decompression bomb or no photo of a CIFAR class
 

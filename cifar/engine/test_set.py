@@ -19,7 +19,7 @@ import PIL.Image
 
 from cifar.engine.calibration import scaled_probabilities
 from cifar.engine.explainer import DEFAULT_LAYER, DEFAULT_METHOD, Explainer
-from cifar.engine.pictures import overlay
+from cifar.engine.pictures import THUMBNAIL_SIZE, enlarge, overlay
 from cifar.engine.predict import predict_arrays
 from cifar.dataset import TestSetError
 
@@ -31,7 +31,6 @@ UNIFORM_CENTRE_SHARE = 0.25
 
 CORRECTNESS = ("all", "right", "wrong")
 
-HEATMAP_PICTURE_SIZE = 128  # pixels of an exported heatmap overlay (the 32x32 image enlarged, the map blended on)
 
 
 def centre_share(maps: np.ndarray) -> np.ndarray:
@@ -129,8 +128,7 @@ class TestSet:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for i, heatmap in zip(indices, maps):
-                picture = np.asarray(PIL.Image.fromarray(self.images[i]).resize(
-                    (HEATMAP_PICTURE_SIZE, HEATMAP_PICTURE_SIZE), PIL.Image.NEAREST))
+                picture = enlarge(self.images[i], THUMBNAIL_SIZE)
                 archive.writestr(f"images/{i:05d}.png", png_bytes(self.images[i]))
                 archive.writestr(f"heatmaps/{i:05d}.png", png_bytes(overlay(picture, heatmap)))
                 archive.writestr(f"heatmaps/{i:05d}.npy", npy_bytes(heatmap.astype(np.float32)))

@@ -1,0 +1,39 @@
+"""The Faithfulness tab: each model's ROAD table (every method at every layer against three baselines) and its
+model-randomization sanity check, from its run folder; the chosen model's are shown. No endpoint.
+"""
+
+import gradio as gr
+
+from cifar.measure.faithfulness_table import markdown as faithfulness_markdown
+from cifar.measure.sanity import card_section as sanity_section
+from cifar.page.served import OnePerModel, ServedModels
+from cifar.page.tabs.model_card import without_images
+from cifar.runs.folder import RANDOMIZATION_FIGURE, Run
+
+
+def faithfulness_tab_text(run: Run) -> str:
+    if not run.faithfulness:
+        return ("This run has no faithfulness table yet: `python -m cifar.measure.faithfulness_table RUN_FOLDER` computes it "
+                "(every method at every layer over 500 test images) and stores it in the run folder.")
+    return ("Which method and layer explain this model best: each heatmap's ROAD score, averaged over the same "
+            "test images, against three maps that ignore what the model learned: random, the image's edges and a blob "
+            "at its centre.\n\n" + faithfulness_markdown(run.faithfulness))
+
+
+class FaithfulnessTab:
+    def __init__(self, models: ServedModels):
+        self.models = models
+
+    def build(self, page) -> None:
+        shown = OnePerModel(self.models.names)
+        for name in shown.each():
+            run = self.models[name].run
+            gr.Markdown(faithfulness_tab_text(run), elem_id=shown.id("faithfulness-table", name))
+            if "randomization" in run.metrics:
+                gr.Markdown(without_images(sanity_section(run.metrics["randomization"])),
+                            elem_id=shown.id("randomization-table", name))
+            if (run.path / RANDOMIZATION_FIGURE).is_file():
+                gr.Image(str(run.path / RANDOMIZATION_FIGURE), label="Similarity to the trained model's maps as the "
+                         "weights are randomized from the logits down", interactive=False,
+                         elem_id=shown.id("randomization", name))
+        shown.follow(page.model)

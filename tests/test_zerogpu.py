@@ -1,0 +1,237 @@
+"""The Space on ZeroGPU, rehearsed with the platform's own `spaces` package: the staged Space started with
+SPACES_ZERO_GPU=true (in a session of its own, stopped as a group) against a stand-in device API that logs every
+request (tests/zerogpu_server.py), its worker computing on the CPU (tests/zerogpu_cpu.py: the only part replaced).
+
+What it proves and what only the platform can: docs/claims.md ("ZeroGPU").
+"""
+
+import math
+import re
+import shutil
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+from gradio_client import Client, handle_file
+
+from benchmarks.common import served
+from cifar.deploy.space import stage_space
+from cifar.measure import faithfulness_table
+from cifar.page.endpoints import GPU_SECONDS
+from cifar.page.served import ServedModels
+from cifar.page.tabs.compare import CompareTab
+from cifar.page.tabs.corruptions import CorruptionsTab
+from cifar.page.tabs.misclassified import MisclassifiedTab
+from cifar.page.tabs.predict import PredictTab
+from cifar.page.tabs.side_by_side import SideBySideTab
+from cifar.page.tabs.test_set import TestSetTab
+from cifar.runs.folder import load_run
+from cifar.dataset import read_test_set
+from tests.conftest import EXAMPLES, MODELS, ROOT, npz_folder, synthetic_cifar
+from tests.zerogpu_server import StandInDeviceApi, serving
+
+CAT = EXAMPLES[3]
+QUICK, COSTLY = GPU_SECONDS["quick"], GPU_SECONDS["costly"]
+
+
+@pytest.fixture(scope="module")
+def space(tiny_run, tiny_robust_run, tiny_test_set, tmp_path_factory):
+    """(the stand-in device API, the Space's URL, the plain app's tabs over the same models and test set)."""
+    root = tmp_path_factory.mktemp("zerogpu")
+    runs = [root / name for name in MODELS]  # the page's names for them are their folders' names
+    shutil.copytree(tiny_run, runs[0])
+    runs[1].symlink_to(tiny_robust_run, target_is_directory=True)
+    # The first with a faithfulness table, as both bundled runs have: its gallery's scores are stored, the second's not.
+    faithfulness_table.compute(runs[0], str(npz_folder(root / "data", synthetic_cifar())), [], [], log=lambda _: None)
+    stage_space(root / "space", [str(run) for run in runs], test_set=str(tiny_test_set))
+    (root / "home").mkdir()
+    api = StandInDeviceApi()
+    with serving(api) as api_url:
+        env = {"SPACES_ZERO_GPU": "true", "SPACES_ZERO_DEVICE_API_URL": api_url, "SYSTEM": "spaces",
+               "HOME": str(root / "home"), "PYTHONPATH": None, "GRADIO_ANALYTICS_ENABLED": "False"}
+        with served([sys.executable, str(ROOT / "tests" / "zerogpu_cpu.py")], env=env, cwd=root / "space") as (url, _):
+            models = ServedModels.load({name: load_run(str(run)) for name, run in zip(MODELS, runs)},
+                                       test_set=read_test_set(tiny_test_set))
+            plain = {tab.__name__: tab(models) for tab in (PredictTab, CompareTab, CorruptionsTab, SideBySideTab,
+                                                           MisclassifiedTab, TestSetTab)}
+            yield api, url, plain
+
+
+def finite(value) -> bool:
+    """No NaN or infinity anywhere in an answer's numbers (a model run outside the worker would give them)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(finite(v) for v in value)
+    return True
+
+
+def captions(gallery: list) -> list:
+    """A gallery's captions, as the API sends it (dicts) or as a handler returns it ((picture, caption) pairs)."""
+    return [item["caption"] if isinstance(item, dict) else item[1] for item in gallery]
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(PIL.Image.open(path))
+
+
+def test_the_space_answers_on_zero_gpu_as_the_plain_app_and_asks_for_the_gpu_the_table_says(space):
+    """One test, one Space started (a module's tests can land on both xdist workers, each starting its own): each check
+    below is one claim of docs/claims.md, run in turn on the same Space."""
+    api, url, plain = space
+    assert api.requests[0] == ("/startup-report", {})  # at launch, after its weights were packed
+    client = Client(url, verbose=False)
+    every_endpoint_answers_as_the_plain_app(api, client, plain)
+    only_the_work_that_runs_a_model_asks_for_a_gpu_for_as_long_as_the_table_says(api, client)
+    an_error_in_the_worker_reaches_the_user_as_its_message(api, client)
+    for refusal, says in REFUSALS:
+        each_refusal_reaches_the_user_as_the_platforms_message(api, client, refusal, says)
+    a_request_queued_for_a_gpu_is_answered_when_it_gets_one(api, client)
+
+
+def every_endpoint_answers_as_the_plain_app(api, client, plain):
+    cat = handle_file(CAT)
+    workers = api.count("/allow")
+    for model in MODELS:
+        label, view = client.predict(cat, 10, True, model, api_name="/predict")
+        expected, expected_view = plain["PredictTab"].predict(CAT, 10, True, model)
+        assert {c["label"]: c["confidence"] for c in label["confidences"]} == pytest.approx(expected, abs=1e-6)
+        assert (pixels(view) == pixels(expected_view)).all()
+    for method in ("Grad-CAM", "Eigen-CAM"):  # with and without a backward pass (Score-CAM: /compare_methods)
+        heatmap, strip, caption = client.predict(cat, "layer3", "predicted class", method, 0.5, MODELS[1],
+                                                 api_name="/explain")
+        expected = plain["PredictTab"].explain(CAT, "layer3", "predicted class", method, 0.5, MODELS[1])
+        assert caption == expected[2] and len(strip) == 4
+        assert np.abs(pixels(heatmap).astype(int) - pixels(expected[0])).max() <= 1  # JPEG of the same map
+        text, scores = client.predict(cat, "layer3", "predicted class", method, MODELS[1], api_name="/faithfulness")
+        assert text == plain["PredictTab"].faithfulness(CAT, "layer3", "predicted class", method, MODELS[1])[0]
+        assert finite(scores) and len(scores) == 4
+    gallery, text = client.predict(cat, "runner-up", "layer4", "Grad-CAM", 0.5, api_name="/contrast")
+    expected = plain["CompareTab"].contrast(CAT)
+    assert (captions(gallery), text) == (captions(expected[0]), expected[1])
+    gallery, _ = client.predict(cat, "layer1", "predicted class", 0.5, api_name="/compare_methods")
+    assert captions(gallery) == captions(plain["CompareTab"].compare_methods(CAT, "layer1")[0])
+    *_, numbers = client.predict(cat, "contrast", "layer4", "Grad-CAM", 0.5, api_name="/corruption")
+    expected = plain["CorruptionsTab"].corruption(CAT, "contrast")[2]
+    for name, answer in expected.items():
+        assert numbers[name]["predicted"] == answer["predicted"]
+        assert numbers[name]["confidence"] == pytest.approx(answer["confidence"], abs=1e-6)
+        assert numbers[name]["rank_correlation"] == pytest.approx(answer["rank_correlation"], abs=1e-6)
+    assert finite(numbers)
+    *_, numbers = client.predict(cat, "layer4", "predicted class", "Grad-CAM", 0.5, api_name="/compare_models")
+    expected = plain["SideBySideTab"].compare_models(CAT)[2]
+    for name, answer in expected.items():
+        assert numbers[name]["probabilities"] == pytest.approx(answer["probabilities"], abs=1e-6)
+        assert numbers[name]["road"] == pytest.approx(answer["road"], abs=1e-6)
+    assert finite(numbers)
+    gallery, text = client.predict(5, "all", "all", True, 0.5, MODELS[1], api_name="/misclassified")
+    expected = plain["MisclassifiedTab"].misclassified(5, "all", "all", True, 0.5, MODELS[1])
+    assert (captions(gallery), text) == (captions(expected[0]), expected[1])
+    gallery, _ = client.predict(3, "all", "all", 0.5, api_name="/mistake_evidence")
+    assert captions(gallery) == captions(plain["MisclassifiedTab"].mistake_evidence(3)[0])
+    choice = ("any", "any", "all", 0, 1, "Grad-CAM", "layer4", "predicted", 4, 0.5)
+    gallery, _, _, shown = client.predict(*choice, api_name="/browse")
+    expected = plain["TestSetTab"].browse(*choice)
+    assert (captions(gallery), shown) == (captions(expected[0]), expected[3])
+    with zipfile.ZipFile(client.predict(*choice, api_name="/export")) as exported, \
+            zipfile.ZipFile(plain["TestSetTab"].export(*choice)) as expected:
+        assert exported.read("index.csv") == expected.read("index.csv")
+    assert api.count("/allow") - workers <= 1  # one worker (started here, or before) served every request
+
+
+def only_the_work_that_runs_a_model_asks_for_a_gpu_for_as_long_as_the_table_says(api, client):
+    asked = api.schedules()
+    client.predict(5, "all", "all", True, 0.5, MODELS[0], api_name="/misclassified")  # maps and scores stored
+    client.predict(3, "all", "all", 0.5, MODELS[0], api_name="/mistake_evidence")
+    client.predict(5, "all", "all", False, 0.5, MODELS[1], api_name="/misclassified")  # no heatmaps asked for
+    assert api.schedules() == asked
+    client.predict(5, "all", "all", True, 0.5, MODELS[1], api_name="/misclassified")  # its scores are not stored
+    assert api.schedules() == asked + [QUICK]
+    asked = api.schedules()
+    client.predict(handle_file(CAT), "layer4", "predicted class", "Grad-CAM", 0.5, api_name="/explain")
+    client.predict(handle_file(CAT), "layer4", "predicted class", "Score-CAM", 0.5, api_name="/explain")
+    client.predict(handle_file(CAT), "layer4", "predicted class", 0.5, api_name="/compare_methods")
+    assert api.schedules() == asked + [QUICK, COSTLY, COSTLY]
+    with pytest.raises(Exception, match="not an image we can read"):  # answered at once, without a GPU
+        client.predict(handle_file(str(ROOT / "README.md")), 3, True, api_name="/predict")
+    assert api.schedules() == asked + [QUICK, COSTLY, COSTLY]
+
+
+def an_error_in_the_worker_reaches_the_user_as_its_message(api, client):
+    with pytest.raises(Exception, match="Eigen-CAM shows the same map for every class"):
+        client.predict(handle_file(CAT), "runner-up", "layer4", "Eigen-CAM", 0.5, api_name="/contrast")
+    path, params = api.requests[-1]
+    assert path == "/release" and params["fail"] == "true"  # the platform is told the call failed
+
+
+REFUSALS = [("quota", "Space app has reached its GPU limit"), ("no-gpu", "No GPU was available"),
+            ("illegal-duration", f"The requested GPU duration ({QUICK}s) is larger than the maximum allowed")]
+
+
+def each_refusal_reaches_the_user_as_the_platforms_message(api, client, refusal, says):
+    api.refuse = [refusal]
+    with pytest.raises(Exception, match=re.escape(says)):
+        client.predict(handle_file(CAT), 3, True, api_name="/predict")
+    assert api.refuse == []  # it was asked, and answered so
+
+
+def a_request_queued_for_a_gpu_is_answered_when_it_gets_one(api, client):
+    api.refuse = ["queue"]
+    label, _ = client.predict(handle_file(CAT), 3, True, api_name="/predict")
+    assert api.refuse == [] and len(label["confidences"]) == 3
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)")
+def test_each_page_action_asks_for_the_gpu_time_the_table_says(space):
+    """In a real browser: opening the page and its stored gallery ask for no GPU; an example click, a layer change and
+    a Score-CAM choice each make one request (prediction, heatmap, strip and scores in one), of the table's length."""
+    from playwright.sync_api import expect, sync_playwright
+
+    api, url, _ = space
+
+    def after(requests: int) -> list:
+        """The GPU requests once `requests` have been made and each has given its GPU back (a wait with a limit)."""
+        deadline = time.monotonic() + 120
+        while not (len(api.schedules()) >= requests and api.settled()):
+            assert time.monotonic() < deadline, f"GPU requests so far: {api.schedules()}"
+            time.sleep(0.1)
+        return api.schedules()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        expect.set_options(timeout=60_000)
+        before = after(0)
+        page.goto(url)
+        page.get_by_role("tab", name="Misclassified").click()
+        expect(page.locator("#misclassified img").first).to_be_visible()  # drawn at page load
+        page.get_by_role("button", name="Show", exact=True).click()
+        expect(page.get_by_text("misclassified test images in all")).to_be_visible()
+        assert api.schedules() == before  # a request is made before its answer shows: none was
+        page.get_by_role("tab", name="Predict & explain").click()
+
+        page.locator(".gallery-item").nth(3).click()  # an example
+        assert after(len(before) + 1) == before + [QUICK]
+        expect(page.locator("#faithfulness")).to_contain_text("Strip: layer1")  # its last step, from that request
+
+        page.locator("#target-layer input").click()
+        page.get_by_role("option", name="layer2", exact=True).click()
+        assert after(len(before) + 2) == before + [QUICK, QUICK]
+        expect(page.locator("#caption")).to_contain_text("at layer2")
+
+        page.get_by_label("Score-CAM").check()
+        assert after(len(before) + 3) == before + [QUICK, QUICK, COSTLY]
+        expect(page.locator("#caption")).to_contain_text("Score-CAM")
+        expect(page.locator("#stages img")).to_have_count(4)
+        browser.close()
+    assert api.schedules() == before + [QUICK, QUICK, COSTLY]  # nothing more came of them
