@@ -20,13 +20,14 @@ on ZeroGPU"); paid hardware with billing set up (huggingface_hub 2.4.0's create_
 import base64
 import json
 import re
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlparse
 
 import yaml
+
+from tests.loopback import on_loopback
 
 INVALID_TOKEN = "Invalid credentials in Authorization header"
 NOT_YOUR_NAMESPACE = "You don't have the rights to create a space under this namespace"
@@ -168,11 +169,5 @@ def serving(hub: StandInHub):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with on_loopback(Handler) as url:
+        yield url

@@ -17,8 +17,10 @@ each; after them every request gets a GPU at once. Every GPU is reported idle, s
 import json
 import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
+
+from tests.loopback import on_loopback
 
 GPU = {"idle": True, "nvidiaIndex": 0, "nvidiaUUID": "GPU-stand-in-0000"}
 
@@ -82,11 +84,5 @@ def serving(api: StandInDeviceApi):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with on_loopback(Handler) as url:
+        yield url

@@ -120,7 +120,9 @@ def app_modules(entry: str = "app.py") -> list:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
                 package = path.parent.relative_to(ROOT).parts if node.level else ()
-                names = [".".join((*package, node.module or ""))] if node.level else [node.module or ""]
+                module = ".".join((*package, node.module or "")) if node.level else node.module or ""
+                # `from package import module` names a module too: each name is tried as one.
+                names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             else:

@@ -10,16 +10,14 @@ from cifar.dataset import read_test_set
 from cifar.device import device_name, model_device
 from cifar.page.endpoints import Endpoints
 from cifar.page.image_files import CACHE_SECONDS
-from cifar.page.served import OnePerModel, ServedModel, ServedModels
+from cifar.page.served import ServedModel, ServedModels, draw_each
+from cifar.page.tabs import faithfulness, model_card, training
 from cifar.page.tabs.compare import CompareTab
 from cifar.page.tabs.corruptions import CorruptionsTab
-from cifar.page.tabs.faithfulness import FaithfulnessTab
 from cifar.page.tabs.misclassified import MisclassifiedTab
-from cifar.page.tabs.model_card import ModelCardTab
 from cifar.page.tabs.predict import PredictTab
 from cifar.page.tabs.side_by_side import SideBySideTab
 from cifar.page.tabs.test_set import TestSetTab
-from cifar.page.tabs.training import TrainingTab
 from cifar.runs.folder import Run
 
 TITLE = "CIFAR-10 ResNet-18 + Grad-CAM"
@@ -73,10 +71,8 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
         # The model every tab answers with; hidden when there is only one.
         page = Page(endpoints, gr.Dropdown(models.names, value=models.default, label="Model", visible=several,
                                            elem_id="model-choice"))
-        summaries = OnePerModel(models.names)
-        for name in summaries.each():
-            gr.Markdown(model_summary(models[name]), elem_id=summaries.id("model-summary", name))
-        summaries.follow(page.model)
+        draw_each(models, page.model, lambda served, shown: gr.Markdown(
+            model_summary(served), elem_id=shown.id("model-summary", served.name)))
         with gr.Tab("Predict & explain"):
             picture = predict.build(page)
         with gr.Tab("Compare") as tab:
@@ -87,15 +83,15 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
             with gr.Tab("Models side by side") as tab:
                 side_by_side.build(page, picture, tab)
         with gr.Tab("Training"):
-            TrainingTab(models).build(page)
+            draw_each(models, page.model, training.draw)
         with gr.Tab("Misclassified"):
             misclassified.build(page, picture, demo)
         with gr.Tab("Test set"):
             test_set_tab.build(page, picture)
         with gr.Tab("Faithfulness"):
-            FaithfulnessTab(models).build(page)
+            draw_each(models, page.model, faithfulness.draw)
         with gr.Tab("Model card"):
-            ModelCardTab(models).build(page)
+            draw_each(models, page.model, model_card.draw)
     endpoints.check_complete()
     demo.served_models, demo.endpoints = models, endpoints  # for the tests and benchmarks that look inside
     return demo

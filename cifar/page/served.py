@@ -134,3 +134,11 @@ class OnePerModel:
         if len(self.names) > 1:
             chooser.change(lambda chosen: [gr.Column(visible=name == chosen) for name, _ in self.columns], chooser,
                            [column for _, column in self.columns], api_visibility="private", queue=False)
+
+
+def draw_each(models: ServedModels, chooser: gr.Dropdown, draw) -> None:
+    """draw(served model, shown) once per model (inside the page's Blocks), the one `chooser` names shown."""
+    shown = OnePerModel(models.names)
+    for name in shown.each():
+        draw(models[name], shown)
+    shown.follow(chooser)

@@ -6,7 +6,7 @@ import gradio as gr
 
 from cifar.measure.faithfulness_table import markdown as faithfulness_markdown
 from cifar.measure.sanity import card_section as sanity_section
-from cifar.page.served import OnePerModel, ServedModels
+from cifar.page.served import OnePerModel, ServedModel
 from cifar.page.tabs.model_card import without_images
 from cifar.runs.folder import RANDOMIZATION_FIGURE, Run
 
@@ -20,20 +20,13 @@ def faithfulness_tab_text(run: Run) -> str:
             "at its centre.\n\n" + faithfulness_markdown(run.faithfulness))
 
 
-class FaithfulnessTab:
-    def __init__(self, models: ServedModels):
-        self.models = models
-
-    def build(self, page) -> None:
-        shown = OnePerModel(self.models.names)
-        for name in shown.each():
-            run = self.models[name].run
-            gr.Markdown(faithfulness_tab_text(run), elem_id=shown.id("faithfulness-table", name))
-            if "randomization" in run.metrics:
-                gr.Markdown(without_images(sanity_section(run.metrics["randomization"])),
-                            elem_id=shown.id("randomization-table", name))
-            if (run.path / RANDOMIZATION_FIGURE).is_file():
-                gr.Image(str(run.path / RANDOMIZATION_FIGURE), label="Similarity to the trained model's maps as the "
-                         "weights are randomized from the logits down", interactive=False,
-                         elem_id=shown.id("randomization", name))
-        shown.follow(page.model)
+def draw(served: ServedModel, shown: OnePerModel) -> None:
+    """One model's Faithfulness tab (inside the page's Blocks)."""
+    run, name = served.run, served.name
+    gr.Markdown(faithfulness_tab_text(run), elem_id=shown.id("faithfulness-table", name))
+    if "randomization" in run.metrics:
+        gr.Markdown(without_images(sanity_section(run.metrics["randomization"])),
+                    elem_id=shown.id("randomization-table", name))
+    if (run.path / RANDOMIZATION_FIGURE).is_file():
+        gr.Image(str(run.path / RANDOMIZATION_FIGURE), label="Similarity to the trained model's maps as the weights "
+                 "are randomized from the logits down", interactive=False, elem_id=shown.id("randomization", name))

@@ -6,7 +6,7 @@ import re
 
 import gradio as gr
 
-from cifar.page.served import OnePerModel, ServedModels
+from cifar.page.served import OnePerModel, ServedModel
 from cifar.runs.folder import Run
 
 
@@ -20,12 +20,6 @@ def without_images(markdown: str) -> str:
     return re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", markdown)
 
 
-class ModelCardTab:
-    def __init__(self, models: ServedModels):
-        self.models = models
-
-    def build(self, page) -> None:
-        shown = OnePerModel(self.models.names)
-        for name in shown.each():
-            gr.Markdown(model_card_text(self.models[name].run))
-        shown.follow(page.model)
+def draw(served: ServedModel, shown: OnePerModel) -> None:
+    """One model's card (inside the page's Blocks)."""
+    gr.Markdown(model_card_text(served.run))

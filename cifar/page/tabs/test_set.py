@@ -17,7 +17,7 @@ from cifar.measure.class_heatmaps import percent
 from cifar.page.controls import check_between, check_choice, class_index
 from cifar.page.endpoints import BY_METHOD, endpoint
 from cifar.page.image_files import IMAGE_DIR, image_file
-from cifar.page.served import OnePerModel, ServedModels
+from cifar.page.served import OnePerModel, ServedModels, draw_each
 from cifar.runs.folder import CLASS_HEATMAPS_FIGURE
 
 ANY = "any"
@@ -156,14 +156,16 @@ class TestSetTab:
         # Another model's answers differ: the last one's selection is cleared rather than left under the new name.
         model.change(lambda: ([], "", None, [], None), None, [*browsed, archive], api_visibility="private",
                      queue=False)
-        shown = OnePerModel(self.models.names)
-        for name in shown.each():
-            run = self.models[name].run
-            gr.Markdown(class_heatmaps_text(run.metrics), elem_id=shown.id("class-heatmaps", name))
-            if (run.path / CLASS_HEATMAPS_FIGURE).is_file():
-                gr.Image(str(run.path / CLASS_HEATMAPS_FIGURE), label="Where the model looks, class by class",
-                         interactive=False)
-        shown.follow(model)
+        draw_each(self.models, model, draw_class_heatmaps)
+
+
+def draw_class_heatmaps(served, shown: OnePerModel) -> None:
+    """One model's mean heatmap of each class, when its run has them (inside the page's Blocks)."""
+    run = served.run
+    gr.Markdown(class_heatmaps_text(run.metrics), elem_id=shown.id("class-heatmaps", served.name))
+    if (run.path / CLASS_HEATMAPS_FIGURE).is_file():
+        gr.Image(str(run.path / CLASS_HEATMAPS_FIGURE), label="Where the model looks, class by class",
+                 interactive=False)
 
 
 def class_heatmaps_text(metrics: dict) -> str:

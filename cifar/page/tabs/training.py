@@ -1,11 +1,11 @@
 """The Training tab: each model's numbers, curves, per-class accuracy, confusion matrix, reliability diagram and
-accuracy under corruptions, drawn from its run folder once at start-up; the chosen model's are shown. No endpoint.
+accuracy under corruptions, drawn from its run folder once at start-up (the page shows the chosen model's). No endpoint.
 """
 
 import gradio as gr
 
 from cifar.measure.corruption_benchmark import card_section as corruption_section
-from cifar.page.served import OnePerModel, ServedModels
+from cifar.page.served import OnePerModel, ServedModel
 from cifar.page.tabs.model_card import without_images
 from cifar.runs.folder import CALIBRATION_FIGURE, CORRUPTIONS_FIGURE, Run
 
@@ -33,29 +33,22 @@ def per_class_table(run: Run) -> list:
     return [[name, round(100 * acc, 2)] for name, acc in run.metrics["per_class_accuracy"].items()]
 
 
-class TrainingTab:
-    def __init__(self, models: ServedModels):
-        self.models = models
-
-    def build(self, page) -> None:
-        shown = OnePerModel(self.models.names)
-        for name in shown.each():
-            run = self.models[name].run
-            gr.Markdown(metrics_markdown(run))
-            with gr.Row():
-                gr.Image(str(run.path / "accuracy.png"), label="Accuracy", interactive=False,
-                         elem_id=shown.id("accuracy-curve", name))
-                gr.Image(str(run.path / "loss.png"), label="Loss", interactive=False)
-            with gr.Row():
-                gr.Dataframe(per_class_table(run), headers=["class", "test accuracy (%)"], label="Per-class accuracy")
-                gr.Image(str(run.path / "confusion_matrix.png"), label="Confusion matrix", interactive=False)
-            if (run.path / CALIBRATION_FIGURE).is_file():
-                gr.Image(str(run.path / CALIBRATION_FIGURE), label="Reliability: raw and calibrated confidence",
-                         interactive=False, elem_id=shown.id("reliability", name))
-            if "corruptions" in run.metrics:
-                gr.Markdown(without_images(corruption_section(run.metrics["corruptions"])),
-                            elem_id=shown.id("corruptions", name))
-            if (run.path / CORRUPTIONS_FIGURE).is_file():
-                gr.Image(str(run.path / CORRUPTIONS_FIGURE), label="Accuracy under each corruption, by severity",
-                         interactive=False, elem_id=shown.id("corruptions-plot", name))
-        shown.follow(page.model)
+def draw(served: ServedModel, shown: OnePerModel) -> None:
+    """One model's Training tab (inside the page's Blocks)."""
+    run, name = served.run, served.name
+    gr.Markdown(metrics_markdown(run))
+    with gr.Row():
+        gr.Image(str(run.path / "accuracy.png"), label="Accuracy", interactive=False,
+                 elem_id=shown.id("accuracy-curve", name))
+        gr.Image(str(run.path / "loss.png"), label="Loss", interactive=False)
+    with gr.Row():
+        gr.Dataframe(per_class_table(run), headers=["class", "test accuracy (%)"], label="Per-class accuracy")
+        gr.Image(str(run.path / "confusion_matrix.png"), label="Confusion matrix", interactive=False)
+    if (run.path / CALIBRATION_FIGURE).is_file():
+        gr.Image(str(run.path / CALIBRATION_FIGURE), label="Reliability: raw and calibrated confidence",
+                 interactive=False, elem_id=shown.id("reliability", name))
+    if "corruptions" in run.metrics:
+        gr.Markdown(without_images(corruption_section(run.metrics["corruptions"])), elem_id=shown.id("corruptions", name))
+    if (run.path / CORRUPTIONS_FIGURE).is_file():
+        gr.Image(str(run.path / CORRUPTIONS_FIGURE), label="Accuracy under each corruption, by severity",
+                 interactive=False, elem_id=shown.id("corruptions-plot", name))
