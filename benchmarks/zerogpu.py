@@ -71,7 +71,8 @@ def bench_zerogpu(model_path=MODEL, repeats=3):
                      lambda p: corruptions.corruption(p, "fog", "layer4", "Score-CAM"))]
                 print(f"ZeroGPU rehearsal on the CPU: the app answered {start:.1f} s after its start; its first request "
                       f"(a fresh worker: fork, weights moved, the call) took {first:.1f} s")
-                print(f"{'endpoint (median of ' + str(repeats) + ' pictures, s)':<40} {'via ZeroGPU':>12} {'in-process':>11} "
+                heading = f"endpoint (median of {repeats} pictures, s)"
+                print(f"{heading:<40} {'via ZeroGPU':>12} {'in-process':>11} "
                       f"{'ratio':>7}")
                 for name, remote, local in rows:
                     via, alone = median_s(remote, pictures), median_s(local, pictures)

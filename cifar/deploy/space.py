@@ -43,10 +43,10 @@ SPACE_CONFIG = "space.json"
 MODELS_DIR = "models"  # where local run folders go in the Space: models/NAME, NAME being the page's name for it
 TEST_SET = "data/test.npz"  # where the test set goes, when the deploy ships one (the Test set tab browses it)
 RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png", "README.md")  # what the app reads
-# Added to a run after training (python -m cifar.measure.faithfulness_table, cifar.measure.sanity, cifar.measure.class_heatmaps, cifar.measure.recalibrate,
-# cifar.measure.corruption_benchmark; runs trained since #22 and #23 write the predictions and the calibration figure
-# themselves): shipped when the run has them. Not preloaded from a model repo, which may not have them; the app
-# fetches them at start-up when there.
+# Added to a run after training (python -m cifar.measure.X: faithfulness_table, sanity, class_heatmaps, recalibrate,
+# corruption_benchmark; runs trained since #22 and #23 write the predictions and the calibration figure themselves):
+# shipped when the run has them. Not preloaded from a model repo, which may not have them; the app fetches them at
+# start-up when there.
 OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE, PREDICTIONS_FILE, CALIBRATION_FIGURE, RANDOMIZATION_FIGURE,
                       CLASS_HEATMAPS_FIGURE, CORRUPTIONS_FIGURE)
 PYTHON_VERSION = ZERO_GPU.pythons[0]

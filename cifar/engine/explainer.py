@@ -1,7 +1,7 @@
 """The explanation engine: for one model, the heatmaps of any CAM method at any of its layers, their ROAD
-faithfulness scores, and the misclassified gallery's maps. No UI in it: the page (cifar/page/handlers.py), the
-faithfulness table (cifar/measure/faithfulness_table.py) and a finished run (cifar/training/finish.py) all explain through it,
-so what the page shows and what the table averages are the same numbers by construction.
+faithfulness scores, and the misclassified gallery's maps. No UI in it: the page (cifar/page/tabs/), the faithfulness
+table (cifar/measure/faithfulness_table.py) and a finished run (cifar/training/finish.py) all explain through it, so
+what the page shows and what the table averages are the same numbers by construction.
 
 Images come in as uint8 (N, 32, 32, 3) arrays, what the model is shown; this is the one place they become tensors.
 """

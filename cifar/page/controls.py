@@ -17,7 +17,8 @@ ALL = "all"  # no filter on a class
 METHOD_INFO = (f"Each is one forward and one backward pass for all layers (milliseconds), except "
                f"{', '.join(COSTLY_METHODS)}: one forward pass per channel (512 at layer4), seconds on a CPU, so the "
                f"strip of the four stages follows its heatmap. "
-               + " ".join(f"{name} shows the same map for every class ({why})." for name, why in CLASS_AGNOSTIC.items()))
+               + " ".join(f"{name} shows the same map for every class ({why})."
+                          for name, why in CLASS_AGNOSTIC.items()))
 
 
 class UploadedImage(gr.Image):

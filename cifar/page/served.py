@@ -66,7 +66,8 @@ class ServedModel:
         """The misclassified gallery's heatmaps and their ROAD scores are stored with the run (both bundled runs): the
         gallery is drawn without running the model."""
         wrong, stored = self.run.misclassified, (self.run.faithfulness or {}).get("misclassified") or {}
-        return all(heatmap_key(side) in wrong and len(stored.get(side, ())) == len(wrong[side]) for side in MISTAKE_SIDES)
+        return all(heatmap_key(side) in wrong and len(stored.get(side, ())) == len(wrong[side])
+                   for side in MISTAKE_SIDES)
 
     def probabilities(self, small: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """(classes,) for one 32x32 picture with the served TTA, calibrated by the temperature when asked and there is one."""
