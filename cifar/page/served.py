@@ -7,6 +7,7 @@ Everything else the page shows of a model (curves, tables, card) is drawn once p
 """
 
 import hashlib
+from functools import cached_property
 
 import gradio as gr
 import numpy as np
@@ -49,9 +50,9 @@ class ServedModel:
         logits = {self.run.metrics["tta"]: stored.get("logits_tta"), "none": stored.get("logits")}.get(self.tta)
         return TestSet(images, labels, self.classes, self.explainer, self.tta, logits, self.temperature)
 
-    @property
+    @cached_property
     def identity(self) -> dict:
-        """What an export names the model by: its run folder and its weights' hash."""
+        """What an export names the model by: its run folder and its weights' hash (hashed once, at the first export)."""
         weights = hashlib.sha256((self.run.path / WEIGHTS_NAME).read_bytes()).hexdigest()
         return {"run": str(self.run.path), "weights_sha256": weights}
 
