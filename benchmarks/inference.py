@@ -7,7 +7,7 @@ import numpy as np
 
 from cifar.engine.predict import TTA_MODES, predict_arrays
 from cifar.engine.explainer import DEFAULT_LAYER, STAGE_LAYERS
-from cifar.engine.gradcam import GradCAM, ScoreCAM
+from cifar.engine.cam import GradCAM, ScoreCAM
 from cifar.engine.predict import image_tensor, probabilities
 from cifar.engine.pictures import load_image, prepare
 from cifar.runs.folder import load_run

@@ -17,7 +17,7 @@ from gradio_client import handle_file
 from benchmarks.common import served
 from cifar.engine.explainer import CLASS_AGNOSTIC, Explainer
 from cifar.engine.faithfulness import road
-from cifar.engine.gradcam import METHODS, GradCAM
+from cifar.engine.cam import METHODS, GradCAM
 from cifar.engine.predict import image_tensor
 from cifar.engine.pictures import load_image, prepare
 from cifar.page.served import ServedModels

@@ -151,7 +151,7 @@ def test_the_heatmaps_faithfulness_score_follows_it(page):
 def test_the_compare_tab_fills_itself_for_the_current_picture(page):
     from playwright.sync_api import expect
 
-    from cifar.engine.gradcam import METHODS
+    from cifar.engine.cam import METHODS
 
     page.get_by_role("tab", name="Compare").click()  # no picture yet: it says what to do first
     expect(page.get_by_text("Upload a picture (or click an example)")).to_be_visible()

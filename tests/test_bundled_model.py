@@ -12,7 +12,7 @@ from cifar.page.tabs.compare import CompareTab
 from cifar.page.tabs.predict import PredictTab
 from cifar.engine.predict import predict_arrays
 from cifar.engine.explainer import DEFAULT_LAYER, ORIGINAL_LAYER
-from cifar.engine.gradcam import METHODS, GradCAM
+from cifar.engine.cam import METHODS, GradCAM
 from cifar.engine.predict import image_tensor
 from cifar.engine.pictures import load_image, prepare
 from cifar.runs.folder import load_run

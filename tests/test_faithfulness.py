@@ -12,7 +12,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from cifar.measure import faithfulness_table
 from cifar.engine.faithfulness import PERCENTILES, impute, road
 from cifar.engine.explainer import BASELINES, LAYERS, Explainer
-from cifar.engine.gradcam import GradCAM, LayerCAM
+from cifar.engine.cam import GradCAM, LayerCAM
 from cifar.page.served import ServedModels
 from cifar.page.tabs.misclassified import MisclassifiedTab
 from cifar.runs.folder import load_run

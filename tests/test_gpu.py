@@ -23,7 +23,7 @@ import torch
 from cifar.training.config import make_config
 from cifar.engine.predict import predict_arrays, to_model_input
 from cifar.engine.faithfulness import road
-from cifar.engine.gradcam import METHODS
+from cifar.engine.cam import METHODS
 from cifar.engine.model import ResNet18
 from cifar.training.loop import make_optimizer, micro_batch_size, mixed_precision, train, train_step
 

@@ -7,7 +7,7 @@ import PIL.Image
 from gradio_client import Client, handle_file
 
 from cifar.engine.explainer import DEFAULT_LAYER
-from cifar.engine.gradcam import GradCAM
+from cifar.engine.cam import GradCAM
 from cifar.engine.pictures import enlarge
 from cifar.engine.predict import image_tensor, probabilities
 from cifar.runs.folder import load_run

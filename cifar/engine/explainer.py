@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import torch
+
+from cifar.engine import metrics
+from cifar.engine.cam import METHODS, CentreCAM, RandomCAM, SobelCAM, blurred
 from cifar.engine.faithfulness import Road, road
-from cifar.engine.gradcam import METHODS, CentreCAM, RandomCAM, SobelCAM
 from cifar.engine.predict import image_tensor, probabilities
 
 # The layers the app offers: each stage's output, and the original project's layer.
@@ -29,11 +32,36 @@ DEFAULT_METHOD = "Grad-CAM"  # the original project's method
 # their chosen layer's map alone, so it is not kept waiting for the strip's. And methods whose map ignores the class.
 COSTLY_METHODS = tuple(name for name, method in METHODS.items() if method.pass_per_channel)
 CLASS_AGNOSTIC = {name: method.ignores_class for name, method in METHODS.items() if method.ignores_class}
+LAYER_AGNOSTIC = {name: method.ignores_layer for name, method in METHODS.items() if method.ignores_layer}
 # Not methods: maps that ignore what the model learned, which every method is measured against. Uniform random maps at
 # the layer's resolution (the chance level); the image's edges; a blob at its centre (where CIFAR puts the object).
 RANDOM, SOBEL, CENTRE = "Random", "Sobel edges", "Centre blob"
 BASELINES = {RANDOM: RandomCAM, SOBEL: SobelCAM, CENTRE: CentreCAM}
 IMAGE_ONLY = (SOBEL, CENTRE)  # made from the image alone: the same maps, and scores, at every layer
+BLURRED = " (blurred)"  # "Grad-CAM (blurred)": the method's own maps, blurred (cam/baselines.py): a control per method
+# The faithfulness metrics, each (N, layers) from Explainer.metrics; the sentence says what it rewards (the page and the
+# table print it); "higher" says which way is better.
+METRICS = {
+    "ROAD": ("removing what the map points at (filled in from the neighbours) costs the class more than removing the "
+             "rest", True),
+    "ARCC": ("all three at once: ROAD, a sparse map, and a map that stays the same when the picture keeps only what "
+             "it points at", True),
+    "Average drop": ("keeping only what the map points at (the rest darkened by the map) loses little of the class's "
+                     "probability; lower is better", False),
+    "Increase": ("keeping only what the map points at raises the class's probability (the share of pictures where it "
+                 "does)", True),
+    "Deletion": ("blacking out pixels, most relevant first, makes the probability fall fast (area under the curve; "
+                 "lower is better)", False),
+    "Insertion": ("revealing pixels on black, most relevant first, makes the probability rise fast (area under the "
+                  "curve)", True),
+}
+
+
+def method_class(name: str) -> type:
+    """The CAM class of a method, a baseline or a method's blurred control ("Grad-CAM (blurred)")."""
+    if name.endswith(BLURRED):
+        return blurred(METHODS[name.removesuffix(BLURRED)])
+    return {**METHODS, **BASELINES}[name]
 
 # What the misclassified gallery shows of each mistake: the default method at the default layer, for the class the
 # model predicted and for the true class.
@@ -72,7 +100,7 @@ class Explainer:
         """(maps (N, layers, 32, 32) float32 in [0, 1], explained classes (N,) int64) for uint8 images (N, 32, 32, 3),
         BATCH at a time. targets, contrasts: None, a class, or one per image (see BaseCAM.__call__). `method` may
         be a baseline (RANDOM: one seeded stream over all the images, the same maps every time)."""
-        cam = {**METHODS, **BASELINES}[method](self.model, layers)
+        cam = method_class(method)(self.model, layers)
         targets, contrasts = (None if c is None else np.broadcast_to(np.asarray(c), len(images))
                               for c in (targets, contrasts))
         maps, classes = [np.zeros((0, len(cam.target_layers), *images.shape[1:3]), np.float32)], [np.zeros(0, np.int64)]
@@ -95,6 +123,30 @@ class Explainer:
                 scores = road(self.model, batch, maps[part, i], classes[part].tolist())
                 most[part, i], least[part, i] = scores.most_relevant_first, scores.least_relevant_first
         return Road(most, least)
+
+    def metrics(self, images: np.ndarray, maps: np.ndarray, classes, method: str, layers, steps: int = metrics.STEPS,
+                road_score: np.ndarray | None = None) -> dict:
+        """{metric of METRICS: (N, layers)} for `method`'s maps (N, layers, 32, 32) of uint8 images for classes (N,),
+        BATCH images at a time. road_score (N, layers): ROAD already computed (the page's), else computed here.
+        ARCC's coherency runs the method again on each picture multiplied by its map."""
+        classes = np.broadcast_to(np.asarray(classes), len(images))
+        found = {name: np.zeros(maps.shape[:2], np.float32) for name in METRICS}
+        found["ROAD"] = self.road(images, maps, classes).score if road_score is None else np.asarray(road_score)
+        for start in range(0, len(images), BATCH):
+            part = slice(start, start + BATCH)
+            batch, targets = image_tensor(images[part]), torch.as_tensor(classes[part])
+            for i, layer in enumerate(layers):
+                cams = maps[part, i]
+                change = metrics.confidence_change(self.model, batch, cams, targets)
+                curves = metrics.deletion_insertion(self.model, batch, cams, targets, steps)
+                # Random maps are drawn afresh (seed 1), not the same seeded maps again: they share nothing.
+                again = method_class(method)(self.model, (layer,), **({"seed": 1} if method == RANDOM else {}))(
+                    batch * torch.as_tensor(cams)[:, None], targets.tolist())[0][:, 0]
+                coherency, complexity = metrics.coherency(cams, again), metrics.complexity(cams)
+                found["ARCC"][part, i] = metrics.arcc(coherency, complexity, found["ROAD"][part, i])
+                found["Average drop"][part, i], found["Increase"][part, i] = change.drop, change.increase
+                found["Deletion"][part, i], found["Insertion"][part, i] = curves.deletion, curves.insertion
+        return found
 
     def scored(self, images: np.ndarray, layers, method: str = DEFAULT_METHOD, targets=None):
         """The pipeline the table runs: heatmaps, then their ROAD scores. (maps, classes, scores (N, layers))."""

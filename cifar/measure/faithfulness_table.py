@@ -21,7 +21,7 @@ from cifar.dataset import load_cifar10
 from cifar.engine.explainer import (BASELINES, COSTLY_METHODS, GALLERY_LAYER, GALLERY_METHOD, IMAGE_ONLY, LAYERS,
                                     MISTAKE_SIDES, RANDOM, Explainer)
 from cifar.engine.faithfulness import NOISE, PERCENTILES, SEED
-from cifar.engine.gradcam import METHODS
+from cifar.engine.cam import METHODS
 from cifar.runs.card import with_card_section
 from cifar.runs.folder import FAITHFULNESS_FILE, load_run
 from cifar.files import atomic_write, read_json, save_json

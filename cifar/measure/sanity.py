@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 from cifar.dataset import load_cifar10
 from cifar.engine.predict import predict_arrays
 from cifar.engine.explainer import CENTRE, COSTLY_METHODS, DEFAULT_LAYER, SOBEL, Explainer
-from cifar.engine.gradcam import METHODS
+from cifar.engine.cam import METHODS
 from cifar.runs.plots import randomization_figure
 from cifar.runs.folder import RANDOMIZATION_FIGURE, add_measurement, load_run
 

@@ -6,8 +6,8 @@ upload over undecoded; and what the page says of the methods' costs.
 import gradio as gr
 import numpy as np
 
-from cifar.engine.explainer import CLASS_AGNOSTIC, COSTLY_METHODS, LAYERS
-from cifar.engine.gradcam import METHODS
+from cifar.engine.explainer import CLASS_AGNOSTIC, COSTLY_METHODS, LAYER_AGNOSTIC, LAYERS
+from cifar.engine.cam import METHODS
 from cifar.engine.pictures import BadImage, load_image, prepare
 
 PREDICTED = "predicted class"  # a heatmap of the class the model predicts
@@ -18,7 +18,8 @@ METHOD_INFO = (f"Each is one forward and one backward pass for all layers (milli
                f"{', '.join(COSTLY_METHODS)}: one forward pass per channel (512 at layer4), seconds on a CPU, so the "
                f"strip of the four stages follows its heatmap. "
                + " ".join(f"{name} shows the same map for every class ({why})."
-                          for name, why in CLASS_AGNOSTIC.items()))
+                          for name, why in CLASS_AGNOSTIC.items())
+               + " ".join(f" {name} shows the same map at every layer ({why})." for name, why in LAYER_AGNOSTIC.items()))
 
 
 class UploadedImage(gr.Image):

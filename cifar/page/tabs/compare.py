@@ -6,7 +6,7 @@ import gradio as gr
 import numpy as np
 
 from cifar.engine.explainer import CLASS_AGNOSTIC, DEFAULT_LAYER, DEFAULT_METHOD
-from cifar.engine.gradcam import METHODS
+from cifar.engine.cam import METHODS
 from cifar.engine.pictures import overlay
 from cifar.page.controls import PREDICTED, RUNNER_UP, check_heatmap, class_index, model_input
 from cifar.page.endpoints import BY_METHOD, COSTLY, endpoint

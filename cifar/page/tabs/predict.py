@@ -11,9 +11,9 @@ import gradio as gr
 import numpy as np
 
 from cifar.device import on_zero_gpu
-from cifar.engine.explainer import (BASELINES, CLASS_AGNOSTIC, COSTLY_METHODS, DEFAULT_LAYER, DEFAULT_METHOD, LAYERS,
-                                    RANDOM, STAGE_LAYERS)
-from cifar.engine.gradcam import METHODS
+from cifar.engine.explainer import (BASELINES, CLASS_AGNOSTIC, COSTLY_METHODS, DEFAULT_LAYER, DEFAULT_METHOD,
+                                    LAYER_AGNOSTIC, LAYERS, RANDOM, STAGE_LAYERS)
+from cifar.engine.cam import METHODS
 from cifar.engine.pictures import DISPLAY_SIZE, enlarge, overlay
 from cifar.measure.faithfulness_table import summary
 from cifar.page.controls import METHOD_INFO, PREDICTED, UploadedImage, check_between, check_heatmap, model_input
@@ -187,6 +187,8 @@ class PredictTab:
             caption = f"{method} at `{layer}` (the same map for every class: {CLASS_AGNOSTIC[method]})"
         else:
             caption = f"{method} for **{served.classes[explanation.explained_class]}** at `{layer}`"
+        if method in LAYER_AGNOSTIC:
+            caption += f" (the same map at every layer: {LAYER_AGNOSTIC[method]})"
         if not explanation.maps[layer].any():
             caption += (": nothing here counts for this class (the weighted activations are negative everywhere); "
                         "the stage outputs below show where the evidence is")

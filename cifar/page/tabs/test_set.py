@@ -9,7 +9,7 @@ import gradio as gr
 import numpy as np
 
 from cifar.engine.explainer import COSTLY_METHODS, DEFAULT_LAYER, DEFAULT_METHOD, LAYERS, MISTAKE_SIDES
-from cifar.engine.gradcam import METHODS
+from cifar.engine.cam import METHODS
 from cifar.engine.pictures import THUMBNAIL_SIZE, enlarge, overlay
 from cifar.engine.test_set import CORRECTNESS, UNIFORM_CENTRE_SHARE, centre_share, versions
 from cifar.files import atomic_write
