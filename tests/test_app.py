@@ -43,7 +43,7 @@ def test_examples_cover_every_class():
 
 def test_named_api_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/predict", "/explain", "/faithfulness", "/contrast", "/compare_methods", "/misclassified",
+    assert set(endpoints) == {"/predict", "/explain", "/faithfulness", "/metrics", "/cover", "/contrast", "/compare_methods", "/misclassified",
                               "/mistake_evidence", "/browse", "/export", "/corruption", "/compare_models"}
     # Every endpoint that runs one model takes its name last, the first model by default: callers may leave it out.
     for name, endpoint in endpoints.items():
@@ -394,3 +394,65 @@ def test_the_calibrated_switch_redoes_the_prediction_alone(tiny_run):
     assert isinstance(tab.recalibrate(None, 10, True), type(gr.skip()))
     served = tab.models.first
     assert f"T = {served.temperature:.2f}" in served.calibration_note()
+
+
+def test_cover_asks_the_model_again_about_the_picture_covered_as_road_covers_it(client, tiny_run):
+    """Everything but the top 20% of the heatmap covered: the numbers are the engine's for that covering, the picture
+    shown is the one the model saw, and the slider holds the heatmap before and after."""
+    from cifar.engine.faithfulness import covered, heatmap_cover
+
+    label, text, slider, seen, numbers = client.predict(
+        handle_file(EXAMPLES[3]), "layer3", "predicted class", "Grad-CAM", "everything but the top 20%", None, 0.5,
+        api_name="/cover")
+    served = ServedModels.load(load_run(str(tiny_run))).first
+    small, _ = prepare(load_image(EXAMPLES[3]))
+    explanation = served.explainer.explain(small, ("layer3",), "Grad-CAM")
+    after = covered(small, heatmap_cover(explanation.maps["layer3"], 20, most_relevant=False))
+    probabilities = served.probabilities(after, True)
+    assert numbers["covered_share"] == pytest.approx(0.8, abs=0.01)
+    assert numbers["after"] == pytest.approx(float(probabilities[explanation.explained_class]), abs=1e-5)
+    assert numbers["class"] == served.classes[explanation.explained_class] and "Covered **80%**" in text
+    assert label["label"] == served.classes[int(np.argmax(probabilities))]
+    assert np.array_equal(np.asarray(PIL.Image.open(seen).convert("RGB"))[::8, ::8], after)
+    assert len(slider) == 2 and all(np.asarray(PIL.Image.open(side)).shape[:2] == (256, 256) for side in slider)
+
+
+def test_cover_takes_a_painted_mask_and_leaves_the_rest_of_the_picture_alone(client, tmp_path):
+    mask = np.zeros((64, 64, 4), np.uint8)
+    mask[:, :32] = 255  # the left half painted
+    PIL.Image.fromarray(mask).save(tmp_path / "mask.png")
+    *_, seen, numbers = client.predict(handle_file(EXAMPLES[1]), "layer4", "predicted class", "Grad-CAM",
+                                       "what I painted", handle_file(str(tmp_path / "mask.png")), 0.5, api_name="/cover")
+    assert numbers["covered_share"] == 0.5
+    small, _ = prepare(load_image(EXAMPLES[1]))
+    shown = np.asarray(PIL.Image.open(seen).convert("RGB"))[::8, ::8]
+    assert np.array_equal(shown[:, 16:], small[:, 16:]) and not np.array_equal(shown[:, :16], small[:, :16])
+
+
+def test_cover_says_what_is_wrong_with_a_covering_it_cannot_test(client, tmp_path):
+    arguments = (handle_file(EXAMPLES[1]), "layer4", "predicted class", "Grad-CAM")
+    with pytest.raises(Exception, match="Nothing painted"):
+        client.predict(*arguments, "what I painted", None, 0.5, api_name="/cover")
+    PIL.Image.fromarray(np.full((8, 8, 3), 255, np.uint8)).save(tmp_path / "all.png")
+    with pytest.raises(Exception, match="not all of it"):
+        client.predict(*arguments, "what I painted", handle_file(str(tmp_path / "all.png")), 0.5, api_name="/cover")
+    with pytest.raises(Exception, match="is not in the list of choices"):  # Gradio's own check, before ours
+        client.predict(*arguments, "the cat", None, 0.5, api_name="/cover")
+    label, *_ = client.predict(handle_file(EXAMPLES[1]), 3, True, api_name="/predict")  # and the app still serves
+    assert label["label"]
+
+
+def test_every_cheap_metric_of_the_heatmap_is_the_engines_and_says_what_it_rewards(client, tiny_run):
+    from cifar.engine.explainer import METRICS
+
+    text, values = client.predict(handle_file(EXAMPLES[2]), "layer3", "predicted class", "Grad-CAM", api_name="/metrics")
+    assert list(values) == list(METRICS)
+    explainer = Explainer(load_run(str(tiny_run)).model)
+    small, _ = prepare(load_image(EXAMPLES[2]))
+    maps, classes = explainer.heatmaps(small[None], ("layer3",), "Grad-CAM")
+    expected = explainer.metrics(small[None], maps, classes, "Grad-CAM", ("layer3",))
+    for name, value in values.items():
+        assert value == pytest.approx(float(expected[name][0, 0]), abs=1e-5), name
+        assert METRICS[name][0] in text
+    _, costly = client.predict(handle_file(EXAMPLES[2]), "layer1", "predicted class", "Score-CAM", api_name="/metrics")
+    assert costly["ARCC"] is None and costly["Deletion"] is not None  # ARCC would run Score-CAM a second time

@@ -146,6 +146,9 @@ def test_the_heatmaps_faithfulness_score_follows_it(page):
     expect(score).to_contain_text("Faithfulness (ROAD):")
     expect(score).to_contain_text("Strip: layer1")
     expect(score).to_contain_text("random maps")  # the bundled run's table gives the method's average beside it
+    metrics = page.locator("#heatmap-metrics")  # then every cheap metric, each with what it rewards
+    expect(metrics).to_contain_text("Insertion")
+    expect(metrics).to_contain_text("mean of 30 test pictures")
 
 
 def test_the_compare_tab_fills_itself_for_the_current_picture(page):
@@ -275,3 +278,38 @@ def test_the_models_side_by_side_tab_shows_both_predictions_and_heatmaps(page):
         expect(page.locator("#models-text").get_by_role("cell", name=name, exact=True)).to_be_visible()
         expect(page.locator("#models-side-by-side").get_by_text(f"{name}: Grad-CAM for")).to_be_visible()
     screenshot(page, "models-side-by-side")
+
+
+def test_painting_over_the_picture_asks_the_model_again_and_shows_the_heatmap_before_and_after(page):
+    """Test the heatmap yourself: the cat, a brush stroke across it, "Cover and ask again": the new prediction, the
+    share covered, and the slider's two heatmaps (before, after)."""
+    from playwright.sync_api import expect
+
+    page.locator(".gallery-item").nth(3).click()
+    expect(page.locator("#heatmap img").first).to_be_visible()
+    page.locator("#cover-test").get_by_text("Test the heatmap yourself").click()
+    page.get_by_role("button", name="Paint on this picture").click()
+    canvas = page.locator("#paint canvas").first
+    expect(canvas).to_be_visible()
+    page.wait_for_timeout(500)  # the editor draws the picture it was handed before it takes strokes
+    page.locator("#paint").get_by_role("button", name="Brush").first.click()
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.3
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 20):
+        page.mouse.move(x + 6 * step, y + 4 * step)
+    page.mouse.up()
+    page.locator("#covering").get_by_text("what I painted").click()
+    page.locator("#cover-run").click()
+    text = page.locator("#cover-text")
+    expect(text).to_contain_text("(what I painted)")
+    expect(text).to_contain_text("The model now says")
+    covered = float(text.inner_text().split("Covered ")[1].split("%")[0])
+    assert 2 <= covered <= 60, text.inner_text()  # the stroke, not nothing and not the whole picture
+    expect(page.locator("#cover-prediction")).to_contain_text("%")
+    before_after = page.locator("#cover-slider img")
+    expect(before_after).to_have_count(2)
+    assert all(image_loaded(before_after.nth(i)) for i in range(2))
+    assert image_loaded(page.locator("#cover-seen img").first)
+    screenshot(page, "cover")

@@ -10,7 +10,7 @@ from pytorch_grad_cam.metrics.road import NoisyLinearImputer, ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
 from cifar.measure import faithfulness_table
-from cifar.engine.faithfulness import PERCENTILES, impute, road
+from cifar.engine.faithfulness import PERCENTILES, SEED, covered, heatmap_cover, impute, kept_pixels, road
 from cifar.engine.explainer import BASELINES, LAYERS, Explainer
 from cifar.engine.cam import GradCAM, LayerCAM
 from cifar.page.served import ServedModels
@@ -135,3 +135,18 @@ def test_the_table_marks_the_best_cell_those_that_beat_every_baseline_and_those_
     # A table stopped after its baselines (rows are saved as they finish) still reads: the methods not computed yet.
     baselines_only = faithfulness_table.markdown(table_of({"Random": random, "Sobel edges": edges, "Centre blob": centre}))
     assert "| Grad-CAM | " + " | ".join(["not computed"] * len(LAYERS)) + " |" in baselines_only
+
+def test_the_page_covers_a_picture_as_road_removes_pixels(bundled):
+    """/cover's "top 20%" and "everything but the top 20%" are ROAD's most- and least-relevant-first removal at its
+    80th and 20th percentiles: the same pixels, filled in the same way (to the page's 8-bit rounding)."""
+    model, images = bundled
+    cam = GradCAM(model, "layer2")(images[:1])[0][0, 0]
+    image = np.uint8(images[0].numpy().transpose(1, 2, 0) * 255 + 0.5)
+    for percentile, most_relevant in ((80, True), (20, False)):
+        cover = heatmap_cover(cam, 100 - percentile if most_relevant else percentile, most_relevant)
+        assert np.array_equal(cover, ~kept_pixels(cam, percentile, most_relevant))
+        assert cover.mean() == pytest.approx(0.2 if most_relevant else 0.8, abs=0.01)
+        road_filled = impute(torch.from_numpy(image.transpose(2, 0, 1)).float() / 255, ~cover,
+                             torch.Generator().manual_seed(SEED))
+        np.testing.assert_allclose(covered(image, cover).transpose(2, 0, 1) / 255, road_filled.clamp(0, 1), atol=0.5 / 255 + 1e-6)
+        assert np.array_equal(covered(image, cover)[~cover], image[~cover])

@@ -23,12 +23,7 @@ from cifar.deploy.space import stage_space
 from cifar.measure import faithfulness_table
 from cifar.page.endpoints import GPU_SECONDS
 from cifar.page.served import ServedModels
-from cifar.page.tabs.compare import CompareTab
-from cifar.page.tabs.corruptions import CorruptionsTab
-from cifar.page.tabs.misclassified import MisclassifiedTab
-from cifar.page.tabs.predict import PredictTab
-from cifar.page.tabs.side_by_side import SideBySideTab
-from cifar.page.tabs.test_set import TestSetTab
+from cifar.page.layout import TABS_WITH_ENDPOINTS
 from cifar.engine.explainer import GALLERY_LAYER, GALLERY_METHOD, MISTAKE_SIDES, Explainer
 from cifar.files import save_json
 from cifar.runs.folder import FAITHFULNESS_FILE, load_run
@@ -58,8 +53,7 @@ def space(tiny_run, tiny_robust_run, tiny_test_set, tmp_path_factory):
         with served([sys.executable, str(ROOT / "tests" / "zerogpu_cpu.py")], env=env, cwd=root / "space") as (url, _):
             models = ServedModels.load({name: load_run(str(run)) for name, run in zip(MODELS, runs)},
                                        test_set=read_test_set(tiny_test_set))
-            plain = {tab.__name__: tab(models) for tab in (PredictTab, CompareTab, CorruptionsTab, SideBySideTab,
-                                                           MisclassifiedTab, TestSetTab)}
+            plain = {tab.__name__: tab(models) for tab in TABS_WITH_ENDPOINTS}
             yield api, url, plain
 
 
@@ -127,6 +121,12 @@ def every_endpoint_answers_as_the_plain_app(api, client, plain):
         text, scores = client.predict(cat, "layer3", "predicted class", method, MODELS[1], api_name="/faithfulness")
         assert text == plain["PredictTab"].faithfulness(CAT, "layer3", "predicted class", method, MODELS[1])[0]
         assert finite(scores) and len(scores) == 4
+    _, values = client.predict(cat, "layer3", "predicted class", "Grad-CAM", MODELS[1], api_name="/metrics")
+    assert values == pytest.approx(plain["HeatmapTestTab"].metrics(CAT, "layer3", "predicted class", "Grad-CAM",
+                                                                   MODELS[1])[1], abs=1e-6)
+    *_, numbers = client.predict(cat, "layer4", "predicted class", "Grad-CAM", "top 20% of the heatmap", None, 0.5,
+                                 api_name="/cover")
+    assert numbers == pytest.approx(plain["HeatmapTestTab"].cover(CAT, "layer4")[4], abs=1e-6)
     gallery, text = client.predict(cat, "runner-up", "layer4", "Grad-CAM", 0.5, api_name="/contrast")
     expected = plain["CompareTab"].contrast(CAT)
     assert (captions(gallery), text) == (captions(expected[0]), expected[1])
@@ -204,7 +204,8 @@ def a_request_queued_for_a_gpu_is_answered_when_it_gets_one(api, client):
 
 def each_page_action_asks_for_the_gpu_time_the_table_says(api, url):
     """In a real browser: opening the page and its stored gallery ask for no GPU; an example click, a layer change and
-    a Score-CAM choice each make one request (prediction, heatmap, strip and scores in one), of the table's length."""
+    a Score-CAM choice each make one request (prediction, heatmap, strip and ROAD in one), of the table's length, and
+    a quick one for the heatmap's other metrics."""
     from playwright.sync_api import expect, sync_playwright
 
     def after(requests: int) -> list:
@@ -229,18 +230,21 @@ def each_page_action_asks_for_the_gpu_time_the_table_says(api, url):
         assert api.schedules() == before  # a request is made before its answer shows: none was
         page.get_by_role("tab", name="Predict & explain").click()
 
+        # Each action: one request for its stream (prediction, heatmap, strip, ROAD), then one for the heatmap's other
+        # metrics, which follow its ROAD score.
         page.locator(".gallery-item").nth(3).click()  # an example
-        assert after(len(before) + 1) == before + [QUICK]
+        assert after(len(before) + 2) == before + [QUICK, QUICK]
         expect(page.locator("#faithfulness")).to_contain_text("Strip: layer1")  # its last step, from that request
+        expect(page.locator("#heatmap-metrics")).to_contain_text("Insertion")
 
         page.locator("#target-layer input").click()
         page.get_by_role("option", name="layer2", exact=True).click()
-        assert after(len(before) + 2) == before + [QUICK, QUICK]
+        assert after(len(before) + 4) == before + [QUICK] * 4
         expect(page.locator("#caption")).to_contain_text("at layer2")
 
         page.get_by_label("Score-CAM").check()
-        assert after(len(before) + 3) == before + [QUICK, QUICK, COSTLY]
+        assert after(len(before) + 6) == before + [QUICK] * 4 + [COSTLY, QUICK]
         expect(page.locator("#caption")).to_contain_text("Score-CAM")
         expect(page.locator("#stages img")).to_have_count(4)
         browser.close()
-    assert api.schedules() == before + [QUICK, QUICK, COSTLY]  # nothing more came of them
+    assert api.schedules() == before + [QUICK] * 4 + [COSTLY, QUICK]  # nothing more came of them

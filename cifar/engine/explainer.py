@@ -125,28 +125,31 @@ class Explainer:
         return Road(most, least)
 
     def metrics(self, images: np.ndarray, maps: np.ndarray, classes, method: str, layers, steps: int = metrics.STEPS,
-                road_score: np.ndarray | None = None) -> dict:
+                road_score: np.ndarray | None = None, coherency: bool = True) -> dict:
         """{metric of METRICS: (N, layers)} for `method`'s maps (N, layers, 32, 32) of uint8 images for classes (N,),
         BATCH images at a time. road_score (N, layers): ROAD already computed (the page's), else computed here.
-        ARCC's coherency runs the method again on each picture multiplied by its map."""
+        ARCC's coherency runs the method again on each picture multiplied by its map; without it ARCC is NaN."""
         classes = np.broadcast_to(np.asarray(classes), len(images))
         found = {name: np.zeros(maps.shape[:2], np.float32) for name in METRICS}
         found["ROAD"] = self.road(images, maps, classes).score if road_score is None else np.asarray(road_score)
         for start in range(0, len(images), BATCH):
             part = slice(start, start + BATCH)
-            batch, targets = image_tensor(images[part]), torch.as_tensor(classes[part])
+            batch, targets = image_tensor(images[part]), torch.tensor(classes[part])
             for i, layer in enumerate(layers):
                 cams = maps[part, i]
                 change = metrics.confidence_change(self.model, batch, cams, targets)
                 curves = metrics.deletion_insertion(self.model, batch, cams, targets, steps)
-                # Random maps are drawn afresh (seed 1), not the same seeded maps again: they share nothing.
-                again = method_class(method)(self.model, (layer,), **({"seed": 1} if method == RANDOM else {}))(
-                    batch * torch.as_tensor(cams)[:, None], targets.tolist())[0][:, 0]
-                coherency, complexity = metrics.coherency(cams, again), metrics.complexity(cams)
-                found["ARCC"][part, i] = metrics.arcc(coherency, complexity, found["ROAD"][part, i])
+                found["ARCC"][part, i] = (self._arcc(batch, cams, targets, method, layer, found["ROAD"][part, i])
+                                          if coherency else np.nan)
                 found["Average drop"][part, i], found["Increase"][part, i] = change.drop, change.increase
                 found["Deletion"][part, i], found["Insertion"][part, i] = curves.deletion, curves.insertion
         return found
+
+    def _arcc(self, batch, cams, targets, method, layer, road_score) -> np.ndarray:
+        # Random maps are drawn afresh (seed 1), not the same seeded maps again: they share nothing.
+        again = method_class(method)(self.model, (layer,), **({"seed": 1} if method == RANDOM else {}))(
+            batch * torch.as_tensor(cams)[:, None], targets.tolist())[0][:, 0]
+        return metrics.arcc(metrics.coherency(cams, again), metrics.complexity(cams), road_score)
 
     def scored(self, images: np.ndarray, layers, method: str = DEFAULT_METHOD, targets=None):
         """The pipeline the table runs: heatmaps, then their ROAD scores. (maps, classes, scores (N, layers))."""
@@ -176,6 +179,21 @@ class Explainer:
 
         known = self._per_layer(("road", image.tobytes(), method, target, contrast), layers, compute)
         return Road(*(np.array([known[layer][side] for layer in layers]) for side in (0, 1)))
+
+    def heatmap_metrics(self, image: np.ndarray, layer: str, method: str = DEFAULT_METHOD, target: int | None = None,
+                        contrast: int | None = None) -> dict:
+        """{metric of METRICS: value} for explain(...)'s map at `layer` (ROAD: faithfulness(...)'s). ARCC is None for a
+        costly method: its coherency would run the method again. Remembered."""
+        def compute(missing):
+            explanation = self.explain(image, missing, method, target, contrast)
+            road_score = self.faithfulness(image, missing, method, target, contrast).score[None]  # (1, layers)
+            maps = np.stack([explanation.maps[name] for name in missing])[None]
+            found = self.metrics(image[None], maps, [explanation.explained_class], method, missing,
+                                 road_score=road_score, coherency=method not in COSTLY_METHODS)
+            return [{name: None if np.isnan(values[0, i]) else float(values[0, i]) for name, values in found.items()}
+                    for i in range(len(missing))]
+
+        return self._per_layer(("metrics", image.tobytes(), method, target, contrast), (layer,), compute)[layer]
 
     def probabilities(self, image: np.ndarray, tta: str = "none", temperature: float = 1.0) -> np.ndarray:
         """(classes,) the model's probabilities for one uint8 image: the TTA views' mean logits / temperature."""

@@ -101,3 +101,24 @@ def probabilities_of(model, images: torch.Tensor, targets: torch.Tensor, batch_s
     """(N,) float32 CPU: the softmax probability of each image's target class."""
     logits = torch.cat([model(batch) for batch in images.split(batch_size)])
     return logits.softmax(1).cpu().gather(1, targets.view(-1, 1))[:, 0]
+
+
+# -- A person's test of a heatmap: the same covering, on one picture -------------------------------------------------
+def covered(image: np.ndarray, cover: np.ndarray, seed: int = SEED) -> np.ndarray:
+    """The uint8 (H, W, 3) picture with the pixels where `cover` (H, W) is True removed as ROAD removes them: each
+    filled in from its neighbours, with ROAD's noise. Raises ValueError when everything or nothing is covered (the
+    filling needs pixels left to fill from; nothing covered is no test)."""
+    if cover.all() or not cover.any():
+        raise ValueError("cover part of the picture, not " + ("all of it: the covering fills pixels in from those "
+                                                              "left" if cover.all() else "none of it"))
+    pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255  # (3, H, W)
+    filled = impute(pixels, ~cover, torch.Generator().manual_seed(seed))
+    return (filled.clamp(0, 1) * 255).round().byte().numpy().transpose(1, 2, 0)
+
+
+def heatmap_cover(cam: np.ndarray, percent: float, most_relevant: bool) -> np.ndarray:
+    """(H, W) bool: the top `percent`% of the heatmap (most_relevant), or everything but it, as ROAD's MoRF and LeRF
+    choose them."""
+    if most_relevant:
+        return ~kept_pixels(cam, 100 - percent, most_relevant_first=True)
+    return ~kept_pixels(cam, percent, most_relevant_first=False)

@@ -16,6 +16,7 @@ from cifar.page.tabs.compare import CompareTab
 from cifar.page.tabs.corruptions import CorruptionsTab
 from cifar.page.tabs.misclassified import MisclassifiedTab
 from cifar.page.tabs.predict import PredictTab
+from cifar.page.tabs.test_heatmap import HeatmapTestTab
 from cifar.page.tabs.side_by_side import SideBySideTab
 from cifar.page.tabs.test_set import TestSetTab
 from cifar.runs.folder import Run
@@ -23,7 +24,7 @@ from cifar.runs.folder import Run
 TITLE = "CIFAR-10 ResNet-18 + Grad-CAM"
 # Every tab whose module declares endpoints, in the page's order: the API's reference is read from these
 # (`python -m cifar.page.api`). The Models side by side tab is on the page only when it serves several models.
-TABS_WITH_ENDPOINTS = (PredictTab, CompareTab, CorruptionsTab, SideBySideTab, MisclassifiedTab, TestSetTab)
+TABS_WITH_ENDPOINTS = (PredictTab, HeatmapTestTab, CompareTab, CorruptionsTab, SideBySideTab, MisclassifiedTab, TestSetTab)
 # Chosen for a 2-core CPU: 4 requests run at once (most take milliseconds of model time, a costly heatmap seconds),
 # up to 64 wait, more are turned away with a "queue full" message instead of piling up.
 CONCURRENCY_LIMIT = 4
@@ -57,8 +58,8 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
     folder with one), when given, is browsed on its own tab."""
     models = ServedModels.load(runs, tta, test_set and read_test_set(test_set))  # the test set read once
     several = len(models.names) > 1
-    predict, compare, corruptions, side_by_side, misclassified, test_set_tab = tabs = (
-        PredictTab(models, examples), CompareTab(models), CorruptionsTab(models), SideBySideTab(models),
+    predict, heatmap_test, compare, corruptions, side_by_side, misclassified, test_set_tab = tabs = (
+        PredictTab(models, examples), HeatmapTestTab(models), CompareTab(models), CorruptionsTab(models), SideBySideTab(models),
         MisclassifiedTab(models), TestSetTab(models))
     # The tabs that serve endpoints here: Models side by side with several models, Test set with a test set.
     endpoints = Endpoints([tab for tab in tabs if (several or tab is not side_by_side)
@@ -75,6 +76,7 @@ def build_demo(runs: dict | Run, examples: list | None = None, tta: str | None =
             model_summary(served), elem_id=shown.id("model-summary", served.name)))
         with gr.Tab("Predict & explain"):
             picture = predict.build(page)
+            heatmap_test.build(page, picture)
         with gr.Tab("Compare") as tab:
             compare.build(page, picture, tab)
         with gr.Tab("Corruptions"):

@@ -35,6 +35,7 @@ class Picture:
     target: gr.Dropdown
     method: gr.Radio
     opacity: gr.Slider
+    score: gr.Markdown  # the heatmap's ROAD score: its last step, so a change means a new heatmap was scored
 
 
 def heatmap_layers(layer: str, method: str) -> tuple:
@@ -277,7 +278,7 @@ class PredictTab:
         switched = model.change(lambda name: gr.Checkbox(**calibration_switch(self.models[name])), model, calibrated,
                                 api_visibility="private", queue=False)
         endpoints.on(switched.then, "show_model", everything, all_outputs)
-        return Picture(image, layer, target, method, opacity)
+        return Picture(image, layer, target, method, opacity, score)
 
 
 def calibration_switch(served) -> dict:
