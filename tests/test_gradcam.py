@@ -11,7 +11,7 @@ from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sig
 from cifar.engine.explainer import LAYERS
 from cifar.engine.cam import (FEM, METHODS, AblationCAM, EigenCAM, EigenGradCAM, FinerCAM, FullGrad, GradCAM,
                               GradCAMElementWise, GradCAMPlusPlus, HiResCAM, KPCACAM, LayerCAM, RefineCAM, ScoreCAM,
-                              ShapleyCAM, XGradCAM)
+                              SegEigenCAM, ShapleyCAM, XGradCAM)
 from cifar.engine.pictures import overlay
 from cifar.engine.model import ResNet18
 
@@ -74,6 +74,7 @@ PAIRS = [(GradCAM, reference_cams.GradCAM, ClassifierOutputTarget),
          (EigenCAM, ReferenceEigenCAMSignCorrected, ClassifierOutputTarget),
          (GradCAMElementWise, reference_cams.GradCAMElementWise, ClassifierOutputTarget),
          (EigenGradCAM, ReferenceEigenGradCAMSignCorrected, ClassifierOutputTarget),
+         (SegEigenCAM, reference_cams.SegEigenCAM, ClassifierOutputTarget),  # sign-corrected by the reference itself
          (ShapleyCAM, reference_cams.ShapleyCAM, ClassifierOutputReST),  # the paper's target, without which it is Grad-CAM
          (FEM, reference_cams.FEM, ClassifierOutputTarget),
          (KPCACAM, reference_cams.KPCA_CAM, ClassifierOutputTarget)]

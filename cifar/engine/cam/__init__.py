@@ -13,12 +13,13 @@ from cifar.engine.cam.base import BaseCAM
 from cifar.engine.cam.baselines import CentreCAM, RandomCAM, SobelCAM, blurred
 from cifar.engine.cam.fused import FullGrad, RefineCAM
 from cifar.engine.cam.gradient import (EigenGradCAM, FinerCAM, GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM,
-                                       LayerCAM, ShapleyCAM, XGradCAM)
+                                       LayerCAM, SegEigenCAM, ShapleyCAM, XGradCAM)
 
 # The methods the engine offers, by the names the page and the API use: the original seven first.
 METHODS = {"Grad-CAM": GradCAM, "Grad-CAM++": GradCAMPlusPlus, "HiResCAM": HiResCAM, "XGrad-CAM": XGradCAM,
            "LayerCAM": LayerCAM, "Score-CAM": ScoreCAM, "Eigen-CAM": EigenCAM,
-           "Grad-CAM element-wise": GradCAMElementWise, "Eigen-Grad-CAM": EigenGradCAM, "ShapleyCAM": ShapleyCAM,
+           "Grad-CAM element-wise": GradCAMElementWise, "Eigen-Grad-CAM": EigenGradCAM, "Seg-Eigen-CAM": SegEigenCAM,
+           "ShapleyCAM": ShapleyCAM,
            "FinerCAM": FinerCAM, "Ablation-CAM": AblationCAM, "KPCA-CAM": KPCACAM, "FEM": FEM,
            "RefineCAM": RefineCAM, "FullGrad": FullGrad}
 

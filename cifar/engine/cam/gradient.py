@@ -67,6 +67,14 @@ class EigenGradCAM(BaseCAM):
         return first_component(gradients * activations)
 
 
+class SegEigenCAM(BaseCAM):
+    """Chung & Ying 2025 ("Seg-Eigen-CAM", made for segmentation models, where it is published): Eigen-CAM of |gradient|
+    x activation, so negative gradients count as evidence too, sign-corrected as Eigen-CAM."""
+
+    def cam(self, images, targets, activations, gradients):
+        return first_component(gradients.abs() * activations)
+
+
 class ShapleyCAM(GradCAM):
     """Cai 2025 ("CAMs as Shapley value-based explainers", arXiv 2501.06261): Grad-CAM's weights from the gradient
     minus half the Hessian-vector product with the activations (a second-order estimate of each channel's Shapley
