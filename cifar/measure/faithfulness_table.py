@@ -127,7 +127,8 @@ def markdown(table: dict) -> str:
             "centre (where CIFAR-10 puts the object). \"✓\": better than all three at that layer, \"(chance)\": no "
             "better than random maps (paired difference within two standard errors). \"not computed\": "
             "left out for its cost (Score-CAM is a forward pass per channel: about 45 minutes of a 2-core CPU at "
-            "`layer4`); add it with `--methods Score-CAM --layers LAYER`. "
+            "`layer4`; the methods added later are scored on fewer pictures by every metric, in the table of all "
+            "metrics); add one with `--methods NAME --layers LAYER`. "
             "Recompute: `python -m cifar.measure.faithfulness_table RUN_FOLDER`.")
 
 

@@ -85,7 +85,8 @@ def means(table: dict) -> dict:
 
 def agreement(table: dict) -> dict:
     """{(metric a, metric b): mean over the layers of Spearman's correlation between the two metrics' rankings of the
-    rows computed at that layer (each metric's sign turned so that higher is better)}."""
+    rows computed at that layer (each metric's sign turned so that higher is better)}; a pair neither ranks at any
+    layer is left out."""
     averaged, names = means(table), list(METRICS)
     result = {}
     for a in names:
@@ -93,8 +94,8 @@ def agreement(table: dict) -> dict:
             correlations = []
             for layer in LAYERS:
                 rows = [row for row in averaged if layer in averaged[row]]
-                if len(rows) >= 3:
-                    values = [[averaged[row][layer][m] * (1 if METRICS[m][1] else -1) for row in rows] for m in (a, b)]
+                values = [[averaged[row][layer][m] * (1 if METRICS[m][1] else -1) for row in rows] for m in (a, b)]
+                if len(rows) >= 3 and all(len(set(v)) > 1 for v in values):  # a constant metric ranks nothing
                     correlations.append(spearmanr(*values).statistic)
             if correlations:
                 result[(a, b)] = float(np.mean(correlations))
@@ -121,9 +122,66 @@ def controls_beaten(table: dict, metric: str) -> tuple[int, int]:
     return sum((own > control) == higher for own, control in pairs), len(pairs)
 
 
+def consensus(table: dict, layers=LAYERS) -> list:
+    """[(mean rank, method, layer)], best first: each method x layer cell among `layers` ranked among them by each
+    metric (1 the best), the ranks averaged over the metrics."""
+    averaged = means(table)
+    cells = [(row, layer) for row in averaged if row in METHODS for layer in averaged[row] if layer in layers]
+    ranks = {cell: [] for cell in cells}
+    for metric, (_, higher) in METRICS.items():
+        order = sorted(cells, key=lambda cell: -averaged[cell[0]][cell[1]][metric] if higher
+                       else averaged[cell[0]][cell[1]][metric])
+        for rank, cell in enumerate(order, 1):
+            ranks[cell].append(rank)
+    return sorted((float(np.mean(found)), *cell) for cell, found in ranks.items())
+
+
+def beaten_by(table: dict, method: str, layer: str, control: str) -> int:
+    """On how many metrics the method's cell is better than the control's at the same layer."""
+    averaged = means(table)
+    ours, theirs = averaged[method][layer], averaged.get(control, {}).get(layer)
+    return sum((ours[m] > theirs[m]) == higher for m, (_, higher) in METRICS.items()) if theirs else 0
+
+
+def which_to_trust(table: dict) -> str:
+    """What the numbers say to use, in sentences: the consensus of the six metrics overall, at the last stage and at the
+    finest stages, each checked against its blurred copy and the centre blob; and the metrics that reward blur."""
+    from cifar.engine.explainer import CENTRE
+
+    ranked = consensus(table)
+    if not ranked:
+        return ""
+    def described(cell, count) -> str:
+        rank, method, layer = cell
+        return (f"**{method} at `{layer}`** (mean rank {rank:.1f} of {count} by the {len(METRICS)} metrics; better than "
+                f"its own blurred map on {beaten_by(table, method, layer, method + BLURRED)} of {len(METRICS)}, than the "
+                f"centre blob on {beaten_by(table, method, layer, CENTRE)})")
+
+    lines = ["**Which method to trust for what, on this model** (from the table below, not from the literature):", ""]
+    lines.append("- Most faithful overall: " + described(ranked[0], len(ranked)) + ", then " + ", ".join(
+        f"{method} at `{layer}`" for _, method, layer in ranked[1:3]) + ".")
+    for what, layers in (("The class's evidence at the last stage (the page's default layer)", ("layer4",)),
+                         ("Finer detail (the early stages, 32x32 and 16x16)", ("layer1", "layer2"))):
+        best = consensus(table, layers)
+        if best:
+            lines.append(f"- {what}: " + described(best[0], len(best)) + ".")
+    blur = [(metric, *controls_beaten(table, metric)) for metric in METRICS]
+    preferring = [f"{metric} ({compared - beaten} of {compared} cells)" for metric, beaten, compared in blur
+                  if compared and compared - beaten > compared / 2]
+    if preferring:
+        lines.append("- Metrics that score most methods' **blurred** copies above the methods themselves: "
+                     + ", ".join(preferring) + ": a method chosen by one of these alone may be chosen for its blur.")
+    pairs = agreement(table)
+    if pairs:
+        (a, b), low = min(pairs.items(), key=lambda item: item[1])
+        lines.append(f"- The metrics agree least between {a} and {b} (rank correlation {low:+.2f}): no one metric "
+                     "decides.")
+    return "\n".join(lines) + "\n\n"
+
+
 def markdown(table: dict) -> str:
     averaged = means(table)
-    lines = []
+    lines = [which_to_trust(table)]
     for layer in LAYERS:
         rows = [row for row in averaged if layer in averaged[row]]
         if not rows:
@@ -139,7 +197,8 @@ def markdown(table: dict) -> str:
     lines += ["How far the metrics agree on the ranking of the maps (Spearman, mean over the layers; 1: the same order, "
               "0: unrelated, -1: reversed):", "", "| | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     for a in METRICS:
-        cells = ["1" if a == b else f"{pairs.get((a, b), pairs.get((b, a), float('nan'))):+.2f}" for b in METRICS]
+        found = [pairs.get((a, b), pairs.get((b, a))) for b in METRICS]
+        cells = ["1" if a == b else "—" if value is None else f"{value:+.2f}" for b, value in zip(METRICS, found)]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     blur = ", ".join(f"{metric} {beaten}/{compared}" for metric in METRICS
                      for beaten, compared in [controls_beaten(table, metric)] if compared)
