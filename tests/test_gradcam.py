@@ -374,3 +374,19 @@ def test_score_cam_weighs_channels_that_are_constant_but_not_zero_as_the_referen
         input_tensor=images, targets=[ClassifierOutputTarget(t) for t in targets])
     assert 0.9 < (theirs > 0).mean() < 1  # the ReLU keeps most of the map, not all of it
     np.testing.assert_allclose(mine, theirs, atol=1e-4)  # scoring those channels 0 instead moves it by 0.09
+
+
+def test_a_methods_blurred_control_is_its_own_map_gaussian_blurred(model):
+    """scipy's Gaussian filter (its `mirror` border is our reflect padding; radius 3 sigma), scaled to [0, 1] again."""
+    from scipy import ndimage
+
+    from cifar.engine.cam import blurred
+    from cifar.engine.cam.baselines import BLUR_SIGMA
+
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    sharp = GradCAM(model, "layer1")(images, 3)[0][:, 0].astype(np.float64)
+    expected = np.stack([ndimage.gaussian_filter(m, BLUR_SIGMA, mode="mirror", truncate=3.0) for m in sharp])
+    expected = (expected - expected.min((1, 2), keepdims=True)) / np.ptp(expected, (1, 2), keepdims=True)
+    ours = blurred(GradCAM)(model, "layer1")(images, 3)[0][:, 0]
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    assert np.abs(ours - sharp).max() > 0.1
