@@ -20,7 +20,7 @@ REFERENCES = {"Grad-CAM": "GradCAM", "Grad-CAM++": "GradCAMPlusPlus", "HiResCAM"
               "Grad-CAM element-wise": "GradCAMElementWise", "Eigen-Grad-CAM": "EigenGradCAM",
               "Seg-Eigen-CAM": "SegEigenCAM", "ShapleyCAM": "ShapleyCAM", "FinerCAM": "FinerCAM",
               "Ablation-CAM": "AblationCAM", "KPCA-CAM": "KPCA_CAM", "FEM": "FEM", "RefineCAM": "RefineCAM",
-              "FullGrad": "FullGrad"}
+              "FullGrad": "FullGrad", "SESS": "SESS"}
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -40,7 +40,7 @@ def bench_methods(model_path):
     target = int(model(picture).argmax())
     for name, method in METHODS.items():
         reference = getattr(reference_cams, REFERENCES[name])
-        repeats = 3 if method.pass_per_channel else 10
+        repeats = 3 if method.costly else 10
         goal = ClassifierOutputReST(target) if name == "ShapleyCAM" else ClassifierOutputTarget(target)
         # RefineCAM fuses the stages after the layer: at layer4, Grad-CAM++ alone; FullGrad takes every bias layer.
         layers = [] if name == "FullGrad" else [modules["layer4"]]

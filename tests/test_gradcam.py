@@ -11,7 +11,7 @@ from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sig
 from cifar.engine.explainer import LAYERS
 from cifar.engine.cam import (FEM, METHODS, AblationCAM, EigenCAM, EigenGradCAM, FinerCAM, FullGrad, GradCAM,
                               GradCAMElementWise, GradCAMPlusPlus, HiResCAM, KPCACAM, LayerCAM, RefineCAM, ScoreCAM,
-                              SegEigenCAM, ShapleyCAM, XGradCAM)
+                              SESS, SegEigenCAM, ShapleyCAM, XGradCAM)
 from cifar.engine.pictures import overlay
 from cifar.engine.model import ResNet18
 
@@ -101,7 +101,7 @@ def test_matches_pytorch_grad_cam_on_the_bundled_model(bundled, ours, reference,
 
 
 def test_every_method_offered_is_compared_with_the_reference_here():
-    compared = {ours for ours, _, _ in PAIRS} | {ScoreCAM, FinerCAM, RefineCAM, AblationCAM, FullGrad}
+    compared = {ours for ours, _, _ in PAIRS} | {ScoreCAM, FinerCAM, RefineCAM, AblationCAM, FullGrad, SESS}
     assert set(METHODS.values()) == compared
 
 
@@ -390,3 +390,18 @@ def test_a_methods_blurred_control_is_its_own_map_gaussian_blurred(model):
     ours = blurred(GradCAM)(model, "layer1")(images, 3)[0][:, 0]
     np.testing.assert_allclose(ours, expected, atol=1e-5)
     assert np.abs(ours - sharp).max() > 0.1
+
+
+@pytest.mark.parametrize("layer", ["layer1", "layer4"])
+def test_sess_matches_pytorch_grad_cam_fusing_grad_cam_over_its_windows(bundled, layer):
+    """One picture a layer (about 120 windows, each explained by Grad-CAM, whose every layer is compared above): the
+    finest stage and the last; a car for its predicted class at layer1, a cat for its runner-up at layer4."""
+    model, images = bundled
+    index, rank = (1, 0) if layer == "layer1" else (3, 1)
+    image = images[[index]]
+    with torch.no_grad():
+        target = int(model(image).argsort(1, descending=True)[0, rank])
+    mine = SESS(model, layer)(image, target)[0][:, 0]
+    theirs = reference_cams.SESS(model=model, target_layers=[dict(model.named_modules())[layer]])(
+        image, [ClassifierOutputTarget(target)])
+    assert count_equal_maps(mine, theirs) == 1 and np.abs(mine - theirs).max() < 0.01

@@ -28,9 +28,9 @@ LAYERS = STAGE_LAYERS + (ORIGINAL_LAYER,)
 # sum negative everywhere, a blank heatmap (the final model: 7 of the 10 example images).
 DEFAULT_LAYER = "layer4"
 DEFAULT_METHOD = "Grad-CAM"  # the original project's method
-# Methods whose cost grows with the layer, a forward pass per channel (BENCHMARKS.md has their times); the page asks for
+# Methods of hundreds of forward passes a map (BENCHMARKS.md has their times); the page asks for
 # their chosen layer's map alone, so it is not kept waiting for the strip's. And methods whose map ignores the class.
-COSTLY_METHODS = tuple(name for name, method in METHODS.items() if method.pass_per_channel)
+COSTLY_METHODS = tuple(name for name, method in METHODS.items() if method.costly)
 CLASS_AGNOSTIC = {name: method.ignores_class for name, method in METHODS.items() if method.ignores_class}
 LAYER_AGNOSTIC = {name: method.ignores_layer for name, method in METHODS.items() if method.ignores_layer}
 # Not methods: maps that ignore what the model learned, which every method is measured against. Uniform random maps at

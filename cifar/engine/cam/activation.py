@@ -16,7 +16,7 @@ class ScoreCAM(BaseCAM):
     black, so all such channels share one pass (at layer4 that is 5 to 40% of them)."""
 
     uses_gradients = False
-    pass_per_channel = True
+    costly = True
     batch_size = 32  # masked images per forward pass: on a 2-core CPU, 1.4x as many images/s as in batches of 128
 
     def weights(self, images, targets, activations, gradients):
@@ -45,7 +45,7 @@ class AblationCAM(BaseCAM):
     before its BatchNorm) the reference sets the channel far below the layer's minimum (min - 1e7), and so do we."""
 
     uses_gradients = False
-    pass_per_channel = True
+    costly = True
     batch_size = 32  # ablated copies per forward pass (the reference's default)
     far_below = 1e7  # the reference's ABLATION_VALUE
 

@@ -28,9 +28,10 @@ class BaseCAM:
 
     uses_gradients = True
     uses_input_gradient = False  # FullGrad: the gradient with respect to the image too
-    # What a heatmap costs: False, one forward (and backward) pass for any number of layers; True, one forward pass per
-    # channel of each layer (Score-CAM: 512 at layer4). The page limits the costly ones and asks a GPU for longer.
-    pass_per_channel = False
+    # What a heatmap costs: False, one forward (and backward) pass for any number of layers; True, hundreds of passes:
+    # one per channel of the layer (Score-CAM, Ablation-CAM: 512 at layer4), or per view of the picture (SESS). The page
+    # limits the costly ones and asks a GPU for longer.
+    costly = False
     # For a method whose map does not depend on the class asked for: why (the page says so). None: it does depend.
     ignores_class = None
     # For a method whose map is the same at every layer asked for: why. None: each layer has its own.
