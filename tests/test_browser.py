@@ -197,10 +197,14 @@ def test_faithfulness_tab_shows_the_runs_table(page):
 
     page.get_by_role("tab", name="Faithfulness").click()
     table = page.locator("#faithfulness-table")
-    expect(table.get_by_role("cell", name="Random", exact=True)).to_be_visible()
-    expect(table.get_by_role("cell", name="Grad-CAM", exact=True)).to_be_visible()
+    # Which method to trust for what, then the table of every metric (a table per layer), then ROAD on more pictures.
+    expect(table.get_by_text("Which method to trust for what")).to_be_visible()
+    expect(table.get_by_role("cell", name="Grad-CAM (blurred)", exact=True).first).to_be_visible()
+    expect(table.get_by_role("columnheader", name="Insertion").first).to_be_visible()
+    expect(table.get_by_role("cell", name="Random", exact=True).last).to_be_visible()
+    expect(table.get_by_role("cell", name="Grad-CAM", exact=True).last).to_be_visible()
     for baseline in ("Sobel edges", "Centre blob"):
-        expect(table.get_by_role("cell", name=baseline, exact=True)).to_be_visible()
+        expect(table.get_by_role("cell", name=baseline, exact=True).last).to_be_visible()
     sanity = page.locator("#randomization-table")
     expect(sanity.get_by_role("cell", name="Grad-CAM++", exact=True)).to_be_visible()
     plot = page.locator("#randomization img").first
