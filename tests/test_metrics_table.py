@@ -6,20 +6,21 @@ from functools import partial
 
 import numpy as np
 import pytest
+import pytorch_grad_cam as reference_cams
 import torch
+from pytorch_grad_cam.metrics.arcc import ARCC
 from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
 from pytorch_grad_cam.metrics.road import ROADCombined
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 from scipy.stats import spearmanr
 from torchcam.metrics import DeletionInsertionMetric
 
-from cifar.dataset import read_test_set
 from cifar.engine.explainer import BASELINES, BLURRED, LAYERS, METRICS, Explainer
 from cifar.engine.faithfulness import PERCENTILES, SEED
 from cifar.engine.predict import image_tensor
 from cifar.measure import metrics_table
 from cifar.runs.folder import load_run
-from tests.conftest import ROOT, needs_test_set
+from tests.conftest import ROOT, needs_test_set, read_test_set
 from tests.test_metrics import GivenMaps
 
 
@@ -65,7 +66,8 @@ def test_the_agreement_is_spearmans_correlation_of_the_metrics_rankings():
                                                     ("resnet18-cifar10-robust", "LayerCAM", "layer2")])
 def test_a_slice_of_the_bundled_runs_table_is_what_the_references_compute(bundled, method, layer):
     """One method x layer of each bundled run's stored table, on its 30 pictures: ROAD and the confidence change by
-    pytorch-grad-cam, deletion and insertion by torch-cam (the table's 10 steps), from our maps."""
+    pytorch-grad-cam, deletion and insertion by torch-cam (the table's 10 steps) and ARCC by pytorch-grad-cam (its
+    coherency's second map by the reference's own method, of the logit), from our maps, on every fifth picture."""
     run = load_run(str(ROOT / "checkpoints" / bundled))
     table = run.faithfulness["metrics"]
     stored = table["scores"][method][layer]
@@ -90,3 +92,11 @@ def test_a_slice_of_the_bundled_runs_table_is_what_the_references_compute(bundle
         summary = torchcam.summary()
         assert stored["Deletion"][i] == pytest.approx(summary["deletion_auc"], abs=2e-5)
         assert stored["Insertion"][i] == pytest.approx(summary["insertion_auc"], abs=2e-5)
+        torch.manual_seed(SEED)
+        arcc = ARCC(getattr(reference_cams, method.replace("-", ""))(model=model, target_layers=[
+            dict(model.named_modules())[layer]]), road_percentiles=list(PERCENTILES))
+        of_logits = [ClassifierOutputTarget(int(classes[i]))]
+        arcc.coherency = partial(lambda coherency, tensor, maps, _, *rest: coherency(tensor, maps, of_logits, *rest),
+                                 arcc.coherency)
+        assert stored["ARCC"][i] == pytest.approx(arcc(tensors[i:i + 1], cams[i:i + 1], targets[i:i + 1], model)[0],
+                                                  abs=1e-4)
