@@ -143,6 +143,25 @@ def beaten_by(table: dict, method: str, layer: str, control: str) -> int:
     return sum((ours[m] > theirs[m]) == higher for m, (_, higher) in METRICS.items()) if theirs else 0
 
 
+def baselines_above_every_method(table: dict) -> dict:
+    """{metric: (layers, baselines)}: the layers where a baseline scores better than every method by the metric, and
+    which baselines do."""
+    averaged, found = means(table), {}
+    for metric, (_, higher) in METRICS.items():
+        for layer in LAYERS:
+            methods = [averaged[row][layer][metric] for row in averaged if row in METHODS and layer in averaged[row]]
+            if not methods:
+                continue
+            best = max(methods) if higher else min(methods)
+            winners = [row for row in BASELINES if layer in averaged.get(row, {})
+                       and (averaged[row][layer][metric] > best if higher else averaged[row][layer][metric] < best)]
+            if winners:
+                layers, names = found.setdefault(metric, ([], []))
+                layers.append(layer)
+                names.extend(winners)
+    return found
+
+
 def which_to_trust(table: dict) -> str:
     """What the numbers say to use, in sentences: the consensus of the six metrics overall, at the last stage and at the
     finest stages, each checked against its blurred copy and the centre blob; and the metrics that reward blur."""
@@ -165,6 +184,12 @@ def which_to_trust(table: dict) -> str:
         best = consensus(table, layers)
         if best:
             lines.append(f"- {what}: " + described(best[0], len(best)) + ".")
+    above = baselines_above_every_method(table)
+    if above:
+        lines.append("- A map that ignores the model beats every method by " + "; ".join(
+            f"{metric} at {', '.join(f'`{layer}`' for layer in layers)} ({', '.join(sorted(set(names))).lower()})"
+            for metric, (layers, names) in above.items()) + ": there the metric cannot tell a method from where "
+            "CIFAR-10 puts the object (or from scattered pixels).")
     blur = [(metric, *controls_beaten(table, metric)) for metric in METRICS]
     preferring = [f"{metric} ({compared - beaten} of {compared} cells)" for metric, beaten, compared in blur
                   if compared and compared - beaten > compared / 2]
