@@ -405,3 +405,14 @@ def test_sess_matches_pytorch_grad_cam_fusing_grad_cam_over_its_windows(bundled,
     theirs = reference_cams.SESS(model=model, target_layers=[dict(model.named_modules())[layer]])(
         image, [ClassifierOutputTarget(target)])
     assert count_equal_maps(mine, theirs) == 1 and np.abs(mine - theirs).max() < 0.01
+
+
+def test_the_methods_that_equal_others_on_our_layers_do_so_by_definition(model):
+    """docs/methods.md: after a ReLU, Grad-CAM element-wise is LayerCAM; at layer4 (before global average pooling)
+    HiResCAM is Grad-CAM; RefineCAM at layer4 is Grad-CAM++. Before a BatchNorm the first two differ."""
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    pairs = [(GradCAMElementWise, LayerCAM, "layer3"), (HiResCAM, GradCAM, "layer4"), (RefineCAM, GradCAMPlusPlus, "layer4")]
+    for ours, same, layer in pairs:
+        np.testing.assert_allclose(ours(model, layer)(images, 2)[0], same(model, layer)(images, 2)[0], atol=1e-5)
+    assert not np.allclose(*(method(model, "layer4.1.conv2")(images, 2)[0] for method in (GradCAMElementWise, LayerCAM)),
+                           atol=1e-3)
