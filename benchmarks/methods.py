@@ -1,9 +1,6 @@
 """What each CAM method costs: one picture's heatmap at layer4 and the page's strip of the four stages, ours beside
 pytorch-grad-cam's same method (its class, its default settings) measured in the same run."""
 
-import statistics
-import time
-
 import pytorch_grad_cam as reference_cams
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
 
@@ -12,7 +9,7 @@ from cifar.engine.explainer import STAGE_LAYERS
 from cifar.engine.predict import image_tensor
 from cifar.runs.folder import load_run
 
-from .common import images, report
+from .common import images, p50_ms, report
 
 # The reference's class for each of ours (ShapleyCAM explains the ReST score there as here).
 REFERENCES = {"Grad-CAM": "GradCAM", "Grad-CAM++": "GradCAMPlusPlus", "HiResCAM": "HiResCAM", "XGrad-CAM": "XGradCAM",
@@ -21,16 +18,6 @@ REFERENCES = {"Grad-CAM": "GradCAM", "Grad-CAM++": "GradCAMPlusPlus", "HiResCAM"
               "Seg-Eigen-CAM": "SegEigenCAM", "ShapleyCAM": "ShapleyCAM", "FinerCAM": "FinerCAM",
               "Ablation-CAM": "AblationCAM", "KPCA-CAM": "KPCA_CAM", "FEM": "FEM", "RefineCAM": "RefineCAM",
               "FullGrad": "FullGrad", "SESS": "SESS"}
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - started))
-    return statistics.median(times)
 
 
 def bench_methods(model_path):
@@ -51,8 +38,8 @@ def bench_methods(model_path):
                 return cam(input_tensor=picture, target_idx=target)
             return cam(input_tensor=picture, targets=[goal])
 
-        ours = median_ms(lambda: method(model, "layer4")(picture, target), repeats)
-        report(f"{name} at layer4 vs pytorch-grad-cam (p50)", ours, median_ms(theirs, repeats), "ms",
+        ours = p50_ms(lambda: method(model, "layer4")(picture, target), repeats)
+        report(f"{name} at layer4 vs pytorch-grad-cam (p50)", ours, p50_ms(theirs, repeats), "ms",
                higher_is_better=False)
-        strip = median_ms(lambda: method(model, STAGE_LAYERS)(picture, target), repeats)
+        strip = p50_ms(lambda: method(model, STAGE_LAYERS)(picture, target), repeats)
         print(f"{'  the strip (four stages, one call)':<48} ours {strip:10.1f} ms")

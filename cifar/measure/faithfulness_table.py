@@ -132,22 +132,28 @@ def markdown(table: dict) -> str:
             "Recompute: `python -m cifar.measure.faithfulness_table RUN_FOLDER`.")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def table_command(argv, description: str, compute, markdown, card_heading: str, methods_help: str) -> None:
+    """What the two faithfulness tables' commands share: a run folder, the data, the methods (the costly ones left out
+    unless asked for) and the layers; the table computed into the run, its section of the card replaced, printed."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder")
     parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with test.npz")
-    # The costly methods (a forward pass per channel) are left out unless asked for: BENCHMARKS.md has their time.
+    # The costly methods (hundreds of passes a map) are left out unless asked for: BENCHMARKS.md has their time.
     parser.add_argument("--methods", nargs="*", choices=list(METHODS),
-                        default=[m for m in METHODS if m not in COSTLY_METHODS],
-                        help=f"default: all but {', '.join(COSTLY_METHODS)}; none: only the baselines a table lacks")
+                        default=[m for m in METHODS if m not in COSTLY_METHODS], help=methods_help)
     parser.add_argument("--layers", nargs="+", choices=LAYERS, default=list(LAYERS))
     args = parser.parse_args(argv)
     table = compute(args.run, args.data_dir, args.methods, args.layers)
     card = args.run / "README.md"
     if card.is_file():
-        text = with_card_section(card.read_text(), CARD_HEADING, f"{CARD_HEADING}\n\n{markdown(table)}\n\n")
+        text = with_card_section(card.read_text(), card_heading, f"{card_heading}\n\n{markdown(table)}\n\n")
         atomic_write(card, lambda tmp: tmp.write_text(text))
     print(markdown(table))
+
+
+def main(argv=None):
+    table_command(argv, __doc__, compute, markdown, CARD_HEADING,
+                  f"default: all but {', '.join(COSTLY_METHODS)}; none: only the baselines a table lacks")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ Adds the table to the run's faithfulness.json (key "metrics") and to its model c
 pictures and settings are kept; each row is saved as it finishes, so an interrupted run keeps its rows.
 """
 
-import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +20,11 @@ from cifar.engine.cam import METHODS
 from cifar.engine.cam.baselines import BLUR_SIGMA
 from cifar.engine.explainer import BASELINES, BLURRED, COSTLY_METHODS, IMAGE_ONLY, LAYERS, METRICS, Explainer
 from cifar.engine.faithfulness import NOISE, PERCENTILES, SEED
-from cifar.files import atomic_write, read_json, save_json
-from cifar.measure.faithfulness_table import rounded, table_indices
-from cifar.runs.card import with_card_section
+from cifar.files import read_json, save_json
+from cifar.measure.faithfulness_table import rounded, table_command, table_indices
 from cifar.runs.folder import FAITHFULNESS_FILE, load_run
 
-IMAGES_PER_CLASS = 3  # 30 pictures: every metric of ~150 rows (31 maps x 5 layers) is about 18 minutes of a 2-core CPU
+IMAGES_PER_CLASS = 3  # 30 pictures: every metric of ~150 rows (31 maps x 5 layers), ~40 min of a 2-core CPU
 STEPS = 10  # deletion and insertion's steps here (torch-cam's default 20 would double their 19 forward passes a map)
 CARD_HEADING = "## Faithfulness by every metric"
 
@@ -238,20 +235,7 @@ def markdown(table: dict) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="run folder")
-    parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with test.npz")
-    parser.add_argument("--methods", nargs="*", choices=list(METHODS),
-                        default=[m for m in METHODS if m not in COSTLY_METHODS],
-                        help=f"default: all but {', '.join(COSTLY_METHODS)} (a forward pass per channel)")
-    parser.add_argument("--layers", nargs="+", choices=LAYERS, default=list(LAYERS))
-    args = parser.parse_args(argv)
-    table = compute(args.run, args.data_dir, args.methods, args.layers)
-    card = args.run / "README.md"
-    if card.is_file():
-        text = with_card_section(card.read_text(), CARD_HEADING, f"{CARD_HEADING}\n\n{markdown(table)}\n\n")
-        atomic_write(card, lambda tmp: tmp.write_text(text))
-    print(markdown(table))
+    table_command(argv, __doc__, compute, markdown, CARD_HEADING, f"default: all but {', '.join(COSTLY_METHODS)}")
 
 
 if __name__ == "__main__":

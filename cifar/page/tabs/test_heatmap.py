@@ -8,7 +8,7 @@ import gradio as gr
 import numpy as np
 import PIL.Image
 
-from cifar.engine.explainer import COSTLY_METHODS, DEFAULT_LAYER, DEFAULT_METHOD, METRICS
+from cifar.engine.explainer import DEFAULT_LAYER, DEFAULT_METHOD, METRICS
 from cifar.engine.faithfulness import covered, heatmap_cover
 from cifar.engine.pictures import DISPLAY_SIZE, INPUT_SIZE, BadImage, enlarge, load_image, overlay
 from cifar.page.controls import PREDICTED, UploadedImage, check_choice, check_heatmap, model_input
