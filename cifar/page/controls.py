@@ -15,8 +15,8 @@ RUNNER_UP = "runner-up"  # the class a contrast compares with, by default
 ALL = "all"  # no filter on a class
 # What each method costs and means, under the page's method choice.
 METHOD_INFO = (f"Each is one forward and one backward pass for all layers (milliseconds), except "
-               f"{', '.join(COSTLY_METHODS)}: one forward pass per channel (512 at layer4), seconds on a CPU, so the "
-               f"strip of the four stages follows its heatmap. "
+               f"{', '.join(COSTLY_METHODS)}: hundreds of forward passes (one per channel, 512 at layer4; SESS one per "
+               f"window of the picture), seconds on a CPU, so the strip of the four stages follows its heatmap. "
                + " ".join(f"{name} shows the same map for every class ({why})."
                           for name, why in CLASS_AGNOSTIC.items())
                + " ".join(f" {name} shows the same map at every layer ({why})." for name, why in LAYER_AGNOSTIC.items()))
