@@ -31,6 +31,7 @@ def test_the_command_writes_every_metric_of_each_map_and_its_controls_into_the_r
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     monkeypatch.setattr(metrics_table, "IMAGES_PER_CLASS", 1)
+    monkeypatch.setattr(metrics_table, "STEPS", 2)  # deletion and insertion in 3 points: what is stored, not the curve
     metrics_table.main([str(run), "--data-dir", str(tiny_data_dir), "--methods", "Grad-CAM", "--layers", "layer4"])
     table = json.loads((run / "faithfulness.json").read_text())["metrics"]
     assert set(table["scores"]) == {"Grad-CAM", "Grad-CAM" + BLURRED, *BASELINES}
