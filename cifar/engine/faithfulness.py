@@ -18,6 +18,8 @@ import scipy.sparse
 import scipy.sparse.linalg
 import torch
 
+from cifar.engine.predict import image_tensor
+
 # pytorch-grad-cam's ROAD tutorial uses these four: 8 masked forward passes per heatmap (the default nine
 # would be 18, for about the same ranking of methods).
 PERCENTILES = (20, 40, 60, 80)
@@ -111,8 +113,7 @@ def covered(image: np.ndarray, cover: np.ndarray, seed: int = SEED) -> np.ndarra
     if cover.all() or not cover.any():
         raise ValueError("cover part of the picture, not " + ("all of it: the covering fills pixels in from those "
                                                               "left" if cover.all() else "none of it"))
-    pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255  # (3, H, W)
-    filled = impute(pixels, ~cover, torch.Generator().manual_seed(seed))
+    filled = impute(image_tensor(image)[0], ~cover, torch.Generator().manual_seed(seed))
     return (filled.clamp(0, 1) * 255).round().byte().numpy().transpose(1, 2, 0)
 
 

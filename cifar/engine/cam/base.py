@@ -139,3 +139,13 @@ class BaseCAM:
         cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]  # (N, H, W)
         low = cams.amin((1, 2), keepdim=True)
         return (cams - low) / (cams.amax((1, 2), keepdim=True) - low).clamp_min(1e-12)
+
+
+def gaussian_blurred(maps, sigma: float, radius: int) -> torch.Tensor:
+    """(M, H, W) maps blurred by a Gaussian of `sigma` pixels cut at `radius`, the border mirrored (reflect-101,
+    OpenCV's and scipy's `mirror`), rows then columns."""
+    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    kernel = torch.exp(-offsets ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    padded = F.pad(maps[:, None], (radius,) * 4, mode="reflect")  # (M, 1, H + 2r, W + 2r)
+    return F.conv2d(F.conv2d(padded, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))[:, 0]

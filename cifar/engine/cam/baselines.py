@@ -4,7 +4,7 @@ faithfulness table, the sanity checks). Each is a method of the one base, so it 
 import torch
 import torch.nn.functional as F
 
-from cifar.engine.cam.base import BaseCAM
+from cifar.engine.cam.base import BaseCAM, gaussian_blurred
 
 
 class RandomCAM(BaseCAM):
@@ -64,12 +64,7 @@ def blurred(method: type) -> type:
     class Blurred(method):
         def heatmaps(self, images, targets, activations, gradients):
             maps = super().heatmaps(images, targets, activations, gradients)  # (N, L, H, W)
-            radius = int(3 * BLUR_SIGMA)
-            offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
-            kernel = torch.exp(-offsets ** 2 / (2 * BLUR_SIGMA ** 2))
-            kernel = kernel / kernel.sum()
-            flat = F.pad(maps.flatten(0, 1)[:, None], (radius,) * 4, mode="reflect")  # (N * L, 1, H + 2r, W + 2r)
-            flat = F.conv2d(F.conv2d(flat, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))  # rows, then columns
+            flat = gaussian_blurred(maps.flatten(0, 1), BLUR_SIGMA, int(3 * BLUR_SIGMA))[:, None]  # (N * L, 1, H, W)
             low = flat.amin((2, 3), keepdim=True)
             flat = (flat - low) / (flat.amax((2, 3), keepdim=True) - low).clamp_min(1e-12)
             return flat.view(maps.shape)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import resize
 
-from cifar.engine.cam.base import BaseCAM
+from cifar.engine.cam.base import BaseCAM, gaussian_blurred
 from cifar.engine.cam.gradient import GradCAM, GradCAMPlusPlus
 
 
@@ -122,12 +122,7 @@ class SESS(BaseCAM):
                 total += torch.where(kept, pasted, 0)
                 counts += kept
         fused = torch.where(counts > 0, total / counts.clamp_min(1), 0)
-        radius = self.blur_size // 2
-        offsets = torch.arange(-radius, radius + 1, dtype=fused.dtype, device=fused.device)
-        kernel = torch.exp(-offsets ** 2 / (2 * self.blur_sigma ** 2))
-        kernel = kernel / kernel.sum()
-        fused = F.pad(fused[:, None], (radius,) * 4, mode="reflect")  # OpenCV's default border, reflect-101
-        fused = F.conv2d(F.conv2d(fused, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))[:, 0]
+        fused = gaussian_blurred(fused, self.blur_sigma, self.blur_size // 2)  # as cv2.GaussianBlur's default border
         low = fused.amin((1, 2), keepdim=True)
         return (fused - low) / ((fused - low).amax((1, 2), keepdim=True) + 1e-7)
 
