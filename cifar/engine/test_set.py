@@ -6,20 +6,14 @@ What the model says of each image is read from the run's predictions.npz (its lo
 they are those of the TTA served, and computed once otherwise.
 """
 
-import csv
-import io
-import json
-import platform
 import threading
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
-import PIL.Image
 
 from cifar.engine.calibration import scaled_probabilities
 from cifar.engine.explainer import DEFAULT_LAYER, DEFAULT_METHOD, Explainer
-from cifar.engine.pictures import THUMBNAIL_SIZE, enlarge, overlay
+from cifar.engine.exports import export_zip
 from cifar.engine.predict import predict_arrays
 from cifar.dataset import TestSetError
 
@@ -123,40 +117,6 @@ class TestSet:
         return rows
 
     def export(self, indices: np.ndarray, maps: np.ndarray, road: np.ndarray, manifest: dict) -> bytes:
-        """A ZIP of the chosen images: images/INDEX.png (32x32, as in the test set), heatmaps/INDEX.png (the map on
-        the enlarged image) and heatmaps/INDEX.npy ((32, 32) float32 in [0, 1]), index.csv and manifest.json."""
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for i, heatmap in zip(indices, maps):
-                picture = enlarge(self.images[i], THUMBNAIL_SIZE)
-                archive.writestr(f"images/{i:05d}.png", png_bytes(self.images[i]))
-                archive.writestr(f"heatmaps/{i:05d}.png", png_bytes(overlay(picture, heatmap)))
-                archive.writestr(f"heatmaps/{i:05d}.npy", npy_bytes(heatmap.astype(np.float32)))
-            table = io.StringIO()
-            writer = csv.DictWriter(table, ["index", "true", "predicted", "confidence", "road"], lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.rows(indices, road))
-            archive.writestr("index.csv", table.getvalue())
-            archive.writestr("manifest.json", json.dumps(manifest, indent=2))
-        return buffer.getvalue()
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def versions() -> dict:
-    """What an export was made with."""
-    import gradio
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "gradio": gradio.__version__}
+        """A ZIP of the chosen images (cifar/engine/exports.py), each named by its test-set index: images/INDEX.png,
+        heatmaps/INDEX.png and .npy, index.csv (index, true class, prediction, calibrated confidence, ROAD)."""
+        return export_zip([f"{i:05d}" for i in indices], self.images[indices], maps, self.rows(indices, road), manifest)

@@ -59,3 +59,15 @@ def prune(folder: Path, max_age: float) -> None:
                 old.unlink()
         except FileNotFoundError:  # another request pruned it first
             pass
+
+
+# What an export's ROAD column means.
+ROAD_MEANING = "ROAD (most relevant first minus least relevant first), for the class the heatmap explains"
+
+
+def archive_file(data: bytes, prefix: str) -> str:
+    """An export's ZIP as a file named by its content (no user's file name in it), written atomically."""
+    path = IMAGE_DIR / f"{prefix}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
+    IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    return str(path)

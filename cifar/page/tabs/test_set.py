@@ -3,20 +3,17 @@ each with any method's heatmap; the selection's mean heatmap; each class's (when
 exported as a ZIP (/browse, /export). The engine's TestSet (cifar/engine/test_set.py) holds each model's answers.
 """
 
-import hashlib
-
 import gradio as gr
 import numpy as np
 
 from cifar.engine.explainer import COSTLY_METHODS, DEFAULT_LAYER, DEFAULT_METHOD, LAYERS, MISTAKE_SIDES
 from cifar.engine.cam import METHODS
 from cifar.engine.pictures import THUMBNAIL_SIZE, enlarge, overlay
-from cifar.engine.test_set import CORRECTNESS, UNIFORM_CENTRE_SHARE, centre_share, versions
-from cifar.files import atomic_write
+from cifar.engine.test_set import CORRECTNESS, UNIFORM_CENTRE_SHARE, centre_share
 from cifar.measure.class_heatmaps import percent
 from cifar.page.controls import check_between, check_choice, class_index
 from cifar.page.endpoints import BY_METHOD, endpoint
-from cifar.page.image_files import IMAGE_DIR, image_file
+from cifar.page.image_files import ROAD_MEANING, archive_file, image_file
 from cifar.page.served import OnePerModel, ServedModels, draw_each
 from cifar.runs.folder import CLASS_HEATMAPS_FIGURE
 
@@ -28,6 +25,44 @@ MOST_SHOWN = {"quick": 100, "costly": 10}
 def heatmap_picture(heatmap: np.ndarray) -> np.ndarray:
     """A [0, 1] map alone, in the overlays' colours, a thumbnail's size."""
     return overlay(np.zeros((THUMBNAIL_SIZE, THUMBNAIL_SIZE, 3), np.uint8), heatmap, opacity=1.0)
+
+
+def check_shown(method: str, layer: str, side: str, count: float, opacity: float) -> None:
+    """Refuses heatmaps of test images the tab cannot show, with a message for the user."""
+    check_choice("method", method, METHODS)
+    check_choice("layer", layer, LAYERS)
+    if side not in MISTAKE_SIDES:
+        raise gr.Error(f"Heatmaps are for the {' or the '.join(MISTAKE_SIDES)} class, not {side!r}.")
+    most = MOST_SHOWN["costly" if method in COSTLY_METHODS else "quick"]
+    if not 1 <= int(count) <= most:
+        raise gr.Error(f"{method} explains between 1 and {most} images at a time, not {count}.")
+    check_between("opacity", opacity, 0, 1)
+
+
+def gallery(served, indices: np.ndarray, method: str, layer: str, side: str, opacity: float) -> tuple[list, np.ndarray]:
+    """(a gallery of those test images with their heatmaps, captioned #index true → predicted ✓/✗ confidence; the
+    heatmaps (N, 32, 32)): what the Test set and the Test-set map tabs show of a selection."""
+    test_set = served.test_set
+    maps = test_set.heatmaps(indices, method, layer, side)
+    predicted, confidence, labels = test_set.predicted, test_set.confidence, test_set.labels
+    shown = []
+    for i, heatmap in zip(indices, maps):
+        mark = "✓" if predicted[i] == labels[i] else "✗"
+        caption = f"#{i} {served.classes[labels[i]]} → {served.classes[predicted[i]]} {mark} {100 * confidence[i]:.0f}%"
+        shown.append((image_file(overlay(enlarge(test_set.images[i], THUMBNAIL_SIZE), heatmap, opacity)), caption))
+    return shown, maps
+
+
+def export_file(served, indices: np.ndarray, method: str, layer: str, side: str, selection: dict) -> str:
+    """Those test images as a ZIP (TestSet.export), its manifest saying how they were chosen (`selection`)."""
+    test_set = served.test_set
+    maps = test_set.heatmaps(indices, method, layer, side) if len(indices) else np.zeros((0, 32, 32))
+    road = test_set.road(indices, maps, side) if len(indices) else np.zeros(0)
+    manifest = {"model": served.identity, "method": method, "layer": layer, "heatmaps_for": f"the {side} class",
+                "tta": served.tta, "temperature": test_set.temperature,
+                "confidence": "calibrated" if test_set.temperature else "raw softmax", "selection": selection,
+                "road": ROAD_MEANING}
+    return archive_file(test_set.export(indices, maps, road, manifest), "test-set")
 
 
 class TestSetTab:
@@ -49,14 +84,7 @@ class TestSetTab:
         if not 0 <= min_confidence <= max_confidence <= 1:
             raise gr.Error(f"The confidence range must lie in [0, 1], lowest first; got {min_confidence} to "
                            f"{max_confidence}.")
-        check_choice("method", method, METHODS)
-        check_choice("layer", layer, LAYERS)
-        if side not in MISTAKE_SIDES:
-            raise gr.Error(f"Heatmaps are for the {' or the '.join(MISTAKE_SIDES)} class, not {side!r}.")
-        most = MOST_SHOWN["costly" if method in COSTLY_METHODS else "quick"]
-        if not 1 <= int(count) <= most:
-            raise gr.Error(f"{method} explains between 1 and {most} images at a time, not {count}.")
-        check_between("opacity", opacity, 0, 1)
+        check_shown(method, layer, side, count, opacity)
         return served, served.test_set.select(index[true_class], index[predicted_class], correctness,
                                               (min_confidence, max_confidence), int(count))
 
@@ -69,25 +97,17 @@ class TestSetTab:
         mean heatmap of those shown; and their test-set indices."""
         served, selection = self._choose(true_class, predicted_class, correctness, min_confidence, max_confidence,
                                          method, layer, side, count, opacity, model)
-        test_set, indices = served.test_set, selection.indices
-        summary = f"{len(indices)} shown of {selection.matching} matching ({len(test_set.labels)} test images)"
+        indices = selection.indices
+        summary = f"{len(indices)} shown of {selection.matching} matching ({len(served.test_set.labels)} test images)"
         if not len(indices):
             return [], summary, None, []
-        maps = test_set.heatmaps(indices, method, layer, side)
-        predicted, confidence, labels = test_set.predicted, test_set.confidence, test_set.labels
-        gallery = []
-        for i, heatmap in zip(indices, maps):
-            mark = "✓" if predicted[i] == labels[i] else "✗"
-            caption = (f"#{i} {served.classes[labels[i]]} → {served.classes[predicted[i]]} {mark} "
-                       f"{100 * confidence[i]:.0f}%")
-            gallery.append((image_file(overlay(enlarge(test_set.images[i], THUMBNAIL_SIZE), heatmap, opacity)),
-                            caption))
+        shown, maps = gallery(served, indices, method, layer, side, opacity)
         mean = maps.mean(0)
         share = float(centre_share(mean))
         summary += (f"\n\nMean {method} heatmap at `{layer}` of the {len(indices)} shown, each for its {side} class: "
                     f"{100 * share:.0f}% of its mass in the central quarter ({100 * UNIFORM_CENTRE_SHARE:.0f}% for an "
                     "even spread).")
-        return gallery, summary, image_file(heatmap_picture(mean / max(float(mean.max()), 1e-6))), indices.tolist()
+        return shown, summary, image_file(heatmap_picture(mean / max(float(mean.max()), 1e-6))), indices.tolist()
 
     @endpoint(BY_METHOD)
     def export(self, true_class: str = ANY, predicted_class: str = ANY, correctness: str = "all",
@@ -98,22 +118,10 @@ class TestSetTab:
         prediction, calibrated confidence, ROAD) and manifest.json (model, method, layer, TTA, versions)."""
         served, selection = self._choose(true_class, predicted_class, correctness, min_confidence, max_confidence,
                                          method, layer, side, count, opacity, model)
-        test_set, indices = served.test_set, selection.indices
-        maps = test_set.heatmaps(indices, method, layer, side) if len(indices) else np.zeros((0, 32, 32))
-        road = test_set.road(indices, maps, side) if len(indices) else np.zeros(0)
-        manifest = {"model": served.identity, "method": method, "layer": layer, "heatmaps_for": f"the {side} class",
-                    "tta": served.tta, "temperature": test_set.temperature,
-                    "confidence": "calibrated" if test_set.temperature else "raw softmax",
-                    "selection": {"true_class": true_class, "predicted_class": predicted_class,
-                                  "correctness": correctness, "confidence": [min_confidence, max_confidence],
-                                  "count": int(count), "matching": selection.matching, "exported": len(indices)},
-                    "road": "ROAD (most relevant first minus least relevant first), for the class the heatmap explains",
-                    "versions": versions()}
-        data = test_set.export(indices, maps, road, manifest)
-        path = IMAGE_DIR / f"test-set-{hashlib.sha256(data).hexdigest()[:16]}.zip"
-        IMAGE_DIR.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: tmp.write_bytes(data))
-        return str(path)
+        return export_file(served, selection.indices, method, layer, side,
+                           {"true_class": true_class, "predicted_class": predicted_class, "correctness": correctness,
+                            "confidence": [min_confidence, max_confidence], "count": int(count),
+                            "matching": selection.matching, "exported": len(selection.indices)})
 
     def build(self, page, picture) -> None:
         """The tab's controls and events (inside the page's Blocks), answered by the model chosen on the page. Without
