@@ -16,6 +16,7 @@ DISPLAY_SIZE = 256  # the side of every image the app shows: 32x32 is too small 
 THUMBNAIL_SIZE = 128  # the side of a gallery's pictures, and of an export's heatmap overlays
 
 MAX_PIXELS = 40_000_000  # larger is a decompression bomb or no photo of a CIFAR class
+MAX_BYTES = 10_000_000  # a photo is well under; a ZIP of many may be larger (cifar/page/layout.MAX_UPLOAD)
 
 
 class BadImage(ValueError):
@@ -33,6 +34,8 @@ def load_image(value) -> PIL.Image.Image:
     path = Path(value)
     if not path.is_file() or path.stat().st_size == 0:
         raise BadImage("The file is empty.")
+    if path.stat().st_size > MAX_BYTES:
+        raise BadImage(f"The file is over {MAX_BYTES // 1_000_000} MB: a picture of one object is well under.")
     try:
         image = PIL.Image.open(path)
         if image.width * image.height > MAX_PIXELS:

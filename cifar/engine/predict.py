@@ -86,11 +86,13 @@ def image_tensor(images: np.ndarray, device="cpu") -> torch.Tensor:
 
 @torch.no_grad()
 def probabilities(model, image: np.ndarray, tta: str = "flip", temperature: float = 1.0) -> np.ndarray:
-    """Class probabilities for one 32x32 uint8 RGB image, computed on the model's device: the softmax of the TTA
-    views' mean logits divided by `temperature` (a run's fitted one calibrates them: cifar/engine/calibration.py)."""
+    """Class probabilities for a 32x32 uint8 RGB image (classes,), or for a batch (N, classes), computed on the model's
+    device: the softmax of the TTA views' mean logits divided by `temperature` (a run's fitted one calibrates them:
+    cifar/engine/calibration.py)."""
     model.eval()
     logits = tta_logits(model, image_tensor(image, model_device(model)), tta)
-    return (logits / temperature).softmax(1)[0].cpu().numpy()
+    answer = (logits / temperature).softmax(1).cpu().numpy()
+    return answer[0] if image.ndim == 3 else answer
 
 
 def eval_batches(x: np.ndarray, batch_size: int):
