@@ -17,6 +17,8 @@ measuring commands add to it and what goes to the Hub.
                                      class's mean heatmap (python -m cifar.measure.class_heatmaps)
     corruptions.png                  optional, added after training with metrics.json's "corruptions": accuracy
                                      under the CIFAR-10-C corruptions (python -m cifar.measure.corruption_benchmark)
+    test_map.npz, test_map.png       optional, added after training with metrics.json's "test_map": each test image
+                                     as a point of the plane, its features reduced by UMAP (python -m cifar.measure.test_map)
 """
 
 import inspect
@@ -61,6 +63,7 @@ class Run:
     misclassified: dict
     faithfulness: dict | None = None  # faithfulness.json, when the run has one
     predictions: dict | None = None  # predictions.npz, when the run has it (runs since #22 do)
+    test_map: dict | None = None  # test_map.npz: "points" (N, 2) and the test set's "labels" (N,), when the run has it
 
     @property
     def classes(self) -> list:
@@ -81,6 +84,10 @@ CALIBRATION_FIGURE = "calibration.png"  # written by every run since calibration
 RANDOMIZATION_FIGURE = "randomization.png"  # optional, added after training (python -m cifar.measure.sanity)
 
 CLASS_HEATMAPS_FIGURE = "class_heatmaps.png"  # optional, added after training (python -m cifar.measure.class_heatmaps)
+
+TEST_MAP_FILE = "test_map.npz"  # optional, added after training (python -m cifar.measure.test_map)
+
+TEST_MAP_FIGURE = "test_map.png"
 
 CORRUPTIONS_FIGURE = "corruptions.png"  # optional, added after training (python -m cifar.measure.corruption_benchmark)
 
@@ -108,7 +115,7 @@ def locate(path_or_repo_id: str) -> Path:
 
     try:
         return Path(snapshot_download(path_or_repo_id, allow_patterns=[*REQUIRED_FILES, "*.png", "README.md",
-                                                                          FAITHFULNESS_FILE, PREDICTIONS_FILE]))
+                                                                          FAITHFULNESS_FILE, PREDICTIONS_FILE, TEST_MAP_FILE]))
     except Exception as error:
         raise RunFolderError(f"{path_or_repo_id} is not a local folder and could not be fetched from the Hugging "
                              f"Face Hub ({type(error).__name__}; offline, private or misspelled?)") from None
@@ -153,10 +160,14 @@ def load_run(path_or_repo_id: str, device="cpu") -> Run:
         if (path / PREDICTIONS_FILE).is_file():
             with np.load(path / PREDICTIONS_FILE, allow_pickle=False) as arrays:
                 predictions = {k: arrays[k] for k in arrays.files}
-    except (OSError, ValueError) as error:
-        raise RunFolderError(f"{path} has a damaged history/metrics/misclassified/faithfulness/predictions file "
-                             f"({error})") from None
-    return Run(path, model, history, metrics, misclassified, faithfulness, predictions)
+        test_map = None
+        if (path / TEST_MAP_FILE).is_file():
+            with np.load(path / TEST_MAP_FILE, allow_pickle=False) as arrays:
+                test_map = {"points": arrays["points"], "labels": arrays["labels"]}
+    except (OSError, ValueError, KeyError) as error:
+        raise RunFolderError(f"{path} has a damaged history/metrics/misclassified/faithfulness/predictions/test map "
+                             f"file ({error})") from None
+    return Run(path, model, history, metrics, misclassified, faithfulness, predictions, test_map)
 
 
 def model_names(paths_or_repo_ids: list) -> list:
