@@ -4,6 +4,7 @@
     python app.py --model runs/fast --share        # another run folder, with a public link
     python app.py --model runs/fast runs/full      # several: choose on the page, or see them side by side
     python app.py --model USER/REPO                # a run pushed to the Hugging Face Hub
+    python app.py --mcp                            # also as tools for AI assistants (MCP), at /gradio_api/mcp/
     python app.py --tta none                       # one view per prediction instead of the run's TTA: faster
     python app.py --test-set ../shared/cifar10     # also browse and export the 10,000 test images
     python app.py --deploy USER/SPACE              # serve it as a Hugging Face Space instead (cifar/deploy/space.py)
@@ -41,6 +42,9 @@ def parse_args(argv=None):
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--mcp", action=argparse.BooleanOptionalAction,
+                        help="also serve the API as tools for AI assistants (Model Context Protocol, at "
+                        "/gradio_api/mcp/; default: off here, on on a Space, whose space.json says \"mcp\": true)")
     parser.add_argument("--tta", choices=TTA_MODES, default=SPACE_CONFIG.get("tta"),
                         help="test-time augmentation to predict with (default: the run's; none is the fastest)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when there is a GPU)")
@@ -113,7 +117,8 @@ def main(argv=None):
     except TestSetError as error:
         sys.exit(f"error: cannot browse the test set: {error}")
     # A clicked example is sent back as the input image: Gradio serves it from any working directory only if allowed.
-    launch(demo, server_name=args.host, server_port=args.port, share=args.share,
+    mcp = args.mcp if args.mcp is not None else SPACE_CONFIG.get("mcp", False)
+    launch(demo, mcp=mcp, server_name=args.host, server_port=args.port, share=args.share,
            allowed_paths=[str(HERE / "examples")])
 
 

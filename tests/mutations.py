@@ -24,6 +24,11 @@ ROOT = Path(__file__).parent.parent
 
 # name -> (file, original text, broken text, the tests expected to catch it)
 MUTATIONS = {
+    # #35: MCP tools, the test set as a map, pictures in bulk.
+    "mcp-answers-a-tuple-as-one-text": ("cifar/page/layout.py", "        serve_every_output()\n", "",
+                                        ["tests/test_mcp.py"]),
+    "mcp-parameters-undescribed": ("cifar/page/endpoints.py", "        run.__doc__ = found.description\n", "",
+                                   ["tests/test_mcp.py"]),
     # #33: the page layer on ZeroGPU, and the layout.
     "stored-gallery-asks-for-a-gpu": ("cifar/page/tabs/misclassified.py",
                                       'needed = shows_heatmaps(arguments) and not tab.models[arguments["model"]].stores_gallery',

@@ -44,7 +44,8 @@ def test_examples_cover_every_class():
 def test_named_api_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/predict", "/explain", "/faithfulness", "/metrics", "/cover", "/contrast", "/compare_methods", "/misclassified",
-                              "/mistake_evidence", "/browse", "/export", "/corruption", "/compare_models"}
+                              "/mistake_evidence", "/browse", "/export", "/corruption", "/compare_models", "/bulk",
+                              "/bulk_export"}
     # Every endpoint that runs one model takes its name last, the first model by default: callers may leave it out.
     for name, endpoint in endpoints.items():
         if name not in ("/corruption", "/compare_models"):  # these two answer with every model

@@ -1,11 +1,14 @@
 """The endpoint table (cifar/page/endpoints.py): the one place that says what each endpoint takes, whether it runs a
 model, and for how long it may hold a GPU; the API's reference is printed from it."""
 
+import inspect
+
 import gradio as gr
 import pytest
 
 from cifar.engine.explainer import COSTLY_METHODS
-from cifar.page.endpoints import BY_METHOD, GPU_SECONDS, QUICK, Endpoints, endpoint, markdown
+from cifar.page.endpoints import BY_METHOD, GPU_SECONDS, QUICK, Endpoints, declared, endpoint, markdown
+from cifar.page.parameters import PARAMETERS
 from cifar.page.layout import TABS_WITH_ENDPOINTS
 from tests.conftest import EXAMPLES, ROOT
 
@@ -55,3 +58,11 @@ def test_the_api_reference_in_docs_is_the_tables():
     printed = markdown(TABS_WITH_ENDPOINTS)  # what `python -m cifar.page.api` prints
     assert "| `/predict` | `image, top_k=3, calibrated=True, model=None` | 10 s |" in printed
     assert printed in (ROOT / "docs" / "api.md").read_text(), "docs/api.md: paste `python -m cifar.page.api` again"
+
+
+def test_every_api_parameter_is_described_once_for_assistants_and_docs():
+    """What an MCP client reads of each parameter (cifar/page/parameters.py): every API parameter has a line, and every
+    line belongs to a parameter (a renamed one would leave its description behind)."""
+    taken = {p.name for tab in TABS_WITH_ENDPOINTS for _, method, _, api in declared(tab) if api
+             for p in list(inspect.signature(method).parameters.values())[1:]}
+    assert taken == set(PARAMETERS)

@@ -33,17 +33,18 @@ SPACE_ID = "me/cifar-demo"
 APP_MODULES = ["cifar/__init__.py", "cifar/dataset.py", "cifar/device.py", "cifar/files.py",
                *(f"cifar/deploy/{name}.py" for name in ("__init__", "platforms", "space")),
                *(f"cifar/engine/{name}.py" for name in ("__init__", "calibration", "corruptions", "explainer",
-                                                        "faithfulness", "metrics", "model", "pictures", "predict",
-                                                        "test_set")),
+                                                        "exports", "faithfulness", "metrics", "model", "pictures",
+                                                        "predict", "test_map", "test_set", "uploads")),
                *(f"cifar/engine/cam/{name}.py" for name in ("__init__", "activation", "base", "baselines", "fused",
                                                             "gradient", "projection")),
                *(f"cifar/measure/{name}.py" for name in ("__init__", "class_heatmaps", "corruption_benchmark",
                                                          "faithfulness_table", "metrics_table", "sanity")),
-               *(f"cifar/page/{name}.py" for name in ("__init__", "controls", "endpoints", "image_files", "layout",
-                                                      "served")),
-               *(f"cifar/page/tabs/{name}.py" for name in ("__init__", "compare", "corruptions", "faithfulness",
-                                                           "misclassified", "model_card", "predict", "side_by_side",
-                                                           "test_heatmap", "test_set", "training")),
+               *(f"cifar/page/{name}.py" for name in ("__init__", "assistant_tools", "controls", "endpoints",
+                                                      "image_files", "layout", "parameters", "served")),
+               *(f"cifar/page/tabs/{name}.py" for name in ("__init__", "bulk", "compare", "corruptions",
+                                                           "faithfulness", "misclassified", "model_card", "predict",
+                                                           "side_by_side", "test_heatmap", "test_map", "test_set",
+                                                           "training")),
                *(f"cifar/runs/{name}.py" for name in ("__init__", "card", "folder", "plots"))]
 EXAMPLE_FILES = [f"examples/{name}" for name in ("airplane.png", "automobile.png", "bird.png", "cat.png", "deer.png",
                                                  "dog.png", "frog.png", "horse.png", "ship.png", "truck.png")]
@@ -84,7 +85,7 @@ def test_the_space_holds_the_app_and_the_run_and_nothing_else(run_on_disk, tmp_p
     assert files == sorted(APP_FILES + [f"{MODELS_DIR}/my-run/{name}" for name in SHIPPED_RUN_FILES])
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == files
     assert json.loads((folder / "space.json").read_text()) == {"models": [f"{MODELS_DIR}/my-run"], "tta": None,
-                                                                  "test_set": None}
+                                                                  "test_set": None, "mcp": True}
 
 
 def test_a_test_set_is_shipped_when_asked_for_and_checked_first(run_on_disk, tiny_test_set, tmp_path):
@@ -117,7 +118,8 @@ def test_the_staged_space_is_what_zero_gpu_accepts(run_on_disk, tmp_path, hardwa
 def test_a_model_repo_is_named_not_uploaded(tmp_path):
     folder, files = staged(tmp_path, REPO_ID, tta="none")
     assert files == sorted(APP_FILES)
-    assert json.loads((folder / "space.json").read_text()) == {"models": [REPO_ID], "tta": "none", "test_set": None}
+    assert json.loads((folder / "space.json").read_text()) == {"models": [REPO_ID], "tta": "none", "test_set": None,
+                                                                  "mcp": True}
 
 
 @pytest.mark.parametrize("model", ["local", REPO_ID])

@@ -32,13 +32,14 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from cifar.deploy.platforms import ZERO_GPU, ZERO_GPU_HARDWARE, read_requirements
 from cifar.runs.folder import (CALIBRATION_FIGURE, CLASS_HEATMAPS_FIGURE, CORRUPTIONS_FIGURE, FAITHFULNESS_FILE,
-                               PREDICTIONS_FILE, RANDOMIZATION_FIGURE, REQUIRED_FILES, RunFolderError, is_repo_id,
-                               load_run)
+                               PREDICTIONS_FILE, RANDOMIZATION_FIGURE, REQUIRED_FILES, TEST_MAP_FIGURE,
+                               TEST_MAP_FILE, RunFolderError, is_repo_id, load_run)
 from cifar.runs.folder import model_names
 from cifar.dataset import TestSetError, read_test_set
 
 ROOT = Path(__file__).parent.parent.parent
-# What the Space's app.py serves: {"models": [folder or repo id, ...], "tta": mode or null, "test_set": TEST_SET or null}
+# What the Space's app.py serves: {"models": [folder or repo id, ...], "tta": mode or null, "test_set": TEST_SET or null,
+# "mcp": true}
 SPACE_CONFIG = "space.json"
 MODELS_DIR = "models"  # where local run folders go in the Space: models/NAME, NAME being the page's name for it
 TEST_SET = "data/test.npz"  # where the test set goes, when the deploy ships one (the Test set tab browses it)
@@ -48,11 +49,12 @@ RUN_FILES = REQUIRED_FILES + ("accuracy.png", "loss.png", "confusion_matrix.png"
 # shipped when the run has them. Not preloaded from a model repo, which may not have them; the app fetches them at
 # start-up when there.
 OPTIONAL_RUN_FILES = (FAITHFULNESS_FILE, PREDICTIONS_FILE, CALIBRATION_FIGURE, RANDOMIZATION_FIGURE,
-                      CLASS_HEATMAPS_FIGURE, CORRUPTIONS_FIGURE)
+                      CLASS_HEATMAPS_FIGURE, CORRUPTIONS_FIGURE, TEST_MAP_FILE, TEST_MAP_FIGURE)
 PYTHON_VERSION = ZERO_GPU.pythons[0]
 TORCH = f"torch=={ZERO_GPU.torches[0]}"
-# The platform brings Gradio (at sdk_version) and `spaces`; torchvision only downloads the dataset for training.
-NOT_ON_A_SPACE = ("gradio", "spaces", "torchvision")
+# The platform brings Gradio (at sdk_version) and `spaces`; torchvision only downloads the dataset for training;
+# umap-learn only makes a run's test-set map (python -m cifar.measure.test_map), which the Space reads ready-made.
+NOT_ON_A_SPACE = ("gradio", "spaces", "torchvision", "umap-learn")
 HARDWARE = tuple(flavor.value for flavor in SpaceHardware)
 # What the Spaces configuration reference accepts as suggested_hardware: every flavour but ZeroGPU's.
 SUGGESTIBLE_HARDWARE = tuple(flavor for flavor in HARDWARE if flavor != ZERO_GPU_HARDWARE)
@@ -67,7 +69,8 @@ def space_requirements() -> str:
             if name not in NOT_ON_A_SPACE}
     pins["torch"] = TORCH
     return "\n".join([f"# The Space's runtime: the app's requirements.txt with the newest torch that {ZERO_GPU.name}s",
-                      "# run, without Gradio and spaces (the platform's own) and torchvision (training only).",
+                      "# run, without Gradio and spaces (the platform's own), torchvision (training only) and umap-learn",
+                      "# (the map command only).",
                       *pins.values()]) + "\n"
 
 
@@ -173,7 +176,8 @@ def stage_space(folder: Path, models: list, tta: str | None = None, hardware: st
     for source, name in copies.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, folder / name)
-    config = {"models": served, "tta": tta, "test_set": TEST_SET if test_set else None}
+    # MCP on: the tools are the endpoints the Space's API already serves (why: cifar/page/assistant_tools.py).
+    config = {"models": served, "tta": tta, "test_set": TEST_SET if test_set else None, "mcp": True}
     written = {SPACE_CONFIG: json.dumps(config, indent=2) + "\n",
                "requirements.txt": space_requirements(), "README.md": space_readme(models, hardware, command)}
     for name, text in written.items():

@@ -26,6 +26,7 @@ import gradio as gr
 from cifar.device import on_zero_gpu
 from cifar.engine.explainer import COSTLY_METHODS
 from cifar.engine.pictures import BadImage, load_image
+from cifar.page.parameters import PARAMETERS, described
 
 # The most GPU time one request may hold on a ZeroGPU Space, in seconds. The platform's default is 60; a shorter request
 # is admitted sooner, and only if it fits what is left of the visitor's daily quota (2 minutes unauthenticated, 5 for a
@@ -71,6 +72,12 @@ class Endpoint:
     @property
     def parameters(self) -> list:
         return list(inspect.signature(self.handler).parameters.values())
+
+    @property
+    def description(self) -> str:
+        """What it answers (its docstring), then what each parameter means (cifar/page/parameters.py)."""
+        return described(inspect.getdoc(self.handler), [p.name for p in self.parameters]) if self.api else \
+            inspect.getdoc(self.handler)
 
     def seconds(self, *args, **kwargs) -> float | None:
         """The GPU time this call may hold; None when it runs no model: never, or not with these arguments (a request
@@ -130,27 +137,29 @@ class Endpoints:
         return self.by_name[name].seconds(*args, **kwargs)
 
     def handler(self, name: str) -> Callable:
-        """What the page's event calls: the tab's method itself, or, on ZeroGPU, the method run in the GPU worker when
-        the call runs a model. Its signature and docstring are the method's (the API's parameters and description)."""
+        """What the page's event calls: the tab's method, or, on ZeroGPU, the method run in the GPU worker when the
+        call runs a model. Its signature is the method's and its docstring the endpoint's description: the API's
+        parameters, and what an MCP client reads."""
         found = self.by_name[name]
-        if self.on_gpu is None:
-            return found.handler
+
+        def on_gpu(args, kwargs) -> bool:
+            return self.on_gpu is not None and found.seconds(*args, **kwargs) is not None
+
         if inspect.isgeneratorfunction(found.handler):
             @functools.wraps(found.handler)
             def stream(*args, **kwargs):
-                if found.seconds(*args, **kwargs) is None:
-                    yield from found.handler(*args, **kwargs)
-                else:
-                    yield from self.on_gpu(name, args, kwargs)
-            return stream
-
-        @functools.wraps(found.handler)
-        def call(*args, **kwargs):
-            if found.seconds(*args, **kwargs) is None:
-                return found.handler(*args, **kwargs)
-            *_, answer = self.on_gpu(name, args, kwargs)
-            return answer
-        return call
+                yield from (self.on_gpu(name, args, kwargs) if on_gpu(args, kwargs) else found.handler(*args, **kwargs))
+            run = stream
+        else:
+            @functools.wraps(found.handler)
+            def call(*args, **kwargs):
+                if not on_gpu(args, kwargs):
+                    return found.handler(*args, **kwargs)
+                *_, answer = self.on_gpu(name, args, kwargs)
+                return answer
+            run = call
+        run.__doc__ = found.description
+        return run
 
     def api(self, name: str, inputs: list, outputs: list) -> None:
         """The named API endpoint /name (inside the page's Blocks): the handler's parameters, one input each, in order.
@@ -176,14 +185,18 @@ class Endpoints:
 
 def markdown(tab_classes: list) -> str:
     """The API's reference, from the table: each endpoint, its parameters with their defaults, its GPU bound on ZeroGPU
-    and what it answers (its docstring)."""
+    and what it answers (its docstring); then what each parameter means (cifar/page/parameters.py)."""
     rows = ["| endpoint | parameters | GPU on ZeroGPU | answers |", "|---|---|---|---|"]
+    used = {}
     for tab_class in tab_classes:
         for name, method, gpu, api in declared(tab_class):
             if not api:
                 continue
+            taken = list(inspect.signature(method).parameters.values())[1:]  # after self
+            used.update((p.name, None) for p in taken)
             parameters = ", ".join(p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
-                                   for p in list(inspect.signature(method).parameters.values())[1:])  # after self
+                                   for p in taken)
             answer = " ".join(inspect.getdoc(method).split())
             rows.append(f"| `/{name}` | `{parameters}` | {gpu.text if gpu else 'none'} | {answer} |")
+    rows += ["", "| parameter | meaning |", "|---|---|", *(f"| `{name}` | {PARAMETERS[name]} |" for name in used)]
     return "\n".join(rows) + "\n"
