@@ -6,6 +6,7 @@
     python -m benchmarks browser              # the page in headless Chromium (needs Debian's chromium)
     python -m benchmarks zerogpu              # the Space in ZeroGPU mode against the plain handlers (not by default)
     python -m benchmarks methods              # each CAM method's heatmap against pytorch-grad-cam's (not by default)
+    python -m benchmarks bulk                 # pictures in a ZIP of 200 against one by one (not by default)
 
 The training parts measure the full recipe (batch 256, cutout), the one the GPU targets are about.
 Timings on shared machines are noisy; the ratios, measured in the same run, are what count.
@@ -36,7 +37,8 @@ def main():
              "gpu": ("training", "bench_gpu", ()), "inference": ("inference", "bench_inference", (args.model,)),
              "app": ("app", "bench_app", (args.model, args.tta)), "history": ("training", "bench_history", (args.model,)),
              "browser": ("browser", "bench_browser", (args.model,)),
-             "zerogpu": ("zerogpu", "bench_zerogpu", (args.model,)), "methods": ("methods", "bench_methods", (args.model,))}
+             "zerogpu": ("zerogpu", "bench_zerogpu", (args.model,)), "methods": ("methods", "bench_methods", (args.model,)),
+             "bulk": ("bulk", "bench_bulk", (args.model,))}
     unknown = set(args.parts) - set(parts)
     if unknown:
         parser.error(f"unknown part {', '.join(sorted(unknown))}: choose from {', '.join(parts)}")

@@ -12,7 +12,7 @@ import pytest
 
 from cifar.engine.explainer import DEFAULT_LAYER
 
-from tests.conftest import TEST_SET, needs_test_set
+from tests.conftest import EXAMPLES, TEST_SET, needs_test_set
 from tests.test_app import app_process
 
 ROOT = Path(__file__).parent.parent
@@ -317,3 +317,53 @@ def test_painting_over_the_picture_asks_the_model_again_and_shows_the_heatmap_be
     assert all(image_loaded(before_after.nth(i)) for i in range(2))
     assert image_loaded(page.locator("#cover-seen img").first)
     screenshot(page, "cover")
+
+
+def test_painting_an_area_of_the_test_set_map_shows_its_images(page):
+    """The Test-set map tab: a stroke across the map, "Show the painted area": the area's summary and, with the test
+    set, its images with their heatmaps (mistakes first); without it, what the pictures need."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Test-set map").click()
+    page.locator("#map-colouring").get_by_text("right or wrong").click()
+    canvas = page.locator("#map-paint canvas").first
+    expect(canvas).to_be_visible()
+    page.wait_for_timeout(1000)  # the editor draws the new map it was handed before it takes strokes
+    page.locator("#map-paint").get_by_role("button", name="Brush").first.click()
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 40):  # a diagonal across the map, through several clusters
+        page.mouse.move(x + step * box["width"] * 0.015, y + step * box["height"] * 0.015)
+    page.mouse.up()
+    page.locator("#map-show").click()
+    summary = page.locator("#map-summary")
+    expect(summary).to_contain_text("test images in the area", timeout=60_000)
+    in_area = int(summary.inner_text().split(" test images")[0])
+    assert 10 <= in_area <= 9000, summary.inner_text()  # the stroke's points: not none, not the whole map
+    expect(summary).to_contain_text("resnet18-cifar10-robust answers otherwise on")
+    if TEST_SET.exists():
+        gallery = page.locator("#map-gallery")
+        expect(gallery.locator("img")).to_have_count(min(25, in_area), timeout=60_000)
+        assert gallery.locator("img").first.get_attribute("src")
+        expect(gallery.get_by_text("#").first).to_be_visible()
+        assert image_loaded(gallery.locator("img").first)
+    else:
+        expect(summary).to_contain_text("Start the app with --test-set")
+    screenshot(page, "test-set-map")
+
+
+def test_many_pictures_at_once_fill_the_table_and_the_gallery(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Your pictures").click()
+    page.locator("#bulk-files input[type=file]").set_input_files(EXAMPLES[:4])
+    page.get_by_role("button", name="Classify them all").click()
+    expect(page.locator("#bulk-summary")).to_contain_text("4 pictures answered, 0 files refused", timeout=60_000)
+    expect(page.locator("#bulk-table")).to_contain_text("airplane.png")
+    expect(page.locator("#bulk-gallery img")).to_have_count(4)
+    page.get_by_text("most confident first").click()  # the order changes: answered again, sorted
+    expect(page.locator("#bulk-summary")).to_contain_text("sorted by most confident first")
+    expect(page.locator("#bulk-gallery img")).to_have_count(4)
+    screenshot(page, "your-pictures")

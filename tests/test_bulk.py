@@ -17,7 +17,7 @@ from gradio_client import handle_file
 from cifar.engine.uploads import MOST_PICTURES, read_uploads
 from cifar.page.tabs.bulk import BulkTab
 from cifar.page.tabs.predict import PredictTab
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, ROOT
 
 BOMB_BYTES = 50_000_000  # expands 1000x: over the 10 MB a picture may be
 
@@ -73,8 +73,9 @@ def test_the_export_is_the_test_set_tabs_zip_and_nothing_outlives_the_request(ap
     with zipfile.ZipFile(tmp_path / "few.zip", "w") as archive:
         for number in range(3):
             archive.writestr(f"{number}.png", png(number))
-    exported = client.predict([handle_file(str(tmp_path / "few.zip")), handle_file(EXAMPLES[0])], "LayerCAM",
-                              "layer2", "least confident first", api_name="/bulk_export")
+    exported = client.predict([handle_file(str(tmp_path / "few.zip")), handle_file(EXAMPLES[0]),
+                               handle_file(str(ROOT / "README.md"))], "LayerCAM", "layer2", "least confident first",
+                              api_name="/bulk_export")
     with zipfile.ZipFile(exported) as archive:
         names = set(archive.namelist())
         rows = list(csv.DictReader(io.StringIO(archive.read("index.csv").decode())))
@@ -84,7 +85,9 @@ def test_the_export_is_the_test_set_tabs_zip_and_nothing_outlives_the_request(ap
     assert [row["name"] for row in rows] == ["0000", "0001", "0002", "0003"]
     assert {row["file"] for row in rows} == {"few.zip/0.png", "few.zip/1.png", "few.zip/2.png", "airplane.png"}
     assert [float(row["confidence"]) for row in rows] == sorted(float(row["confidence"]) for row in rows)
-    assert manifest["method"] == "LayerCAM" and manifest["layer"] == "layer2" and manifest["refused"] == []
+    assert manifest["method"] == "LayerCAM" and manifest["layer"] == "layer2"
+    assert manifest["refused"] == [{"file": "README.md", "reason": "This file is not an image we can read (PNG, JPEG, "
+                                                                    "GIF, WebP, BMP or TIFF)."}]
     # Nothing uploaded is kept or served to anyone else: the request's folder is gone, and what comes back is named
     # by its content, never by a user's file name.
     assert set(Path(tempfile.gettempdir()).glob("cifar-bulk-*")) == before

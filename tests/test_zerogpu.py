@@ -157,6 +157,12 @@ def every_endpoint_answers_as_the_plain_app(api, client, plain):
     with zipfile.ZipFile(client.predict(*choice, api_name="/export")) as exported, \
             zipfile.ZipFile(plain["TestSetTab"].export(*choice)) as expected:
         assert exported.read("index.csv") == expected.read("index.csv")
+    asked = api.schedules()
+    table, gallery, refused, _ = client.predict([cat, handle_file(str(ROOT / "README.md"))], "Grad-CAM", "layer3",
+                                                api_name="/bulk")
+    expected = plain["BulkTab"].bulk([CAT, str(ROOT / "README.md")], "Grad-CAM", "layer3")
+    assert table["data"] == expected[0] and refused["data"] == expected[2] and captions(gallery) == captions(expected[1])
+    assert api.schedules() == asked + [COSTLY]  # pictures in bulk: one request, a costly one's bound
     assert api.count("/allow") - workers <= 1  # one worker (started here, or before) served every request
 
 

@@ -123,8 +123,9 @@ class BulkTab:
         gr.Markdown(f"Upload up to {MOST_PICTURES} pictures at once, or ZIPs of them: each gets its top prediction "
                     "(calibrated), the runner-up and the heatmap of its top class with its ROAD score. Files that are "
                     "not pictures are named below with the reason; the others are answered.")
-        files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Pictures or ZIPs",
-                        elem_id="bulk-files")
+        # No file_types: Gradio would refuse the whole request for one file of another type; each is refused on
+        # its own here, by name, and the others answered.
+        files = gr.File(file_count="multiple", label="Pictures or ZIPs", elem_id="bulk-files")
         with gr.Row():
             method = gr.Dropdown(list(METHODS), value=DEFAULT_METHOD, label="Method", info=METHOD_INFO)
             layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="Layer")

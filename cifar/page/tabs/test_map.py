@@ -171,7 +171,7 @@ class TestMapTab:
                 editor = gr.ImageEditor(value=self.paint_on(COLOURINGS[0]), label="The test set: paint an area",
                                         type="numpy", sources=(), layers=False, transforms=(), height=MAP_SIZE,
                                         canvas_size=(MAP_SIZE, MAP_SIZE), elem_id="map-paint",
-                                        brush=gr.Brush(colors=["#000000"], default_size=20))
+                                        brush=gr.Brush(colors=["rgba(0, 0, 0, 0.4)"], default_size=12))
             with gr.Column(scale=2):
                 method = gr.Dropdown(list(METHODS), value=DEFAULT_METHOD, label="Method")
                 layer = gr.Dropdown(list(LAYERS), value=DEFAULT_LAYER, label="Layer")
