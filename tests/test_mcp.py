@@ -8,7 +8,6 @@ import io
 
 import numpy as np
 import PIL.Image
-import pytest
 from gradio_client import Client, handle_file
 
 from cifar.page.assistant_tools import MCP_PATH

@@ -5,15 +5,13 @@
 writes metrics.json "class_heatmaps", class_heatmaps.png and its section of the model card.
 """
 
-import argparse
-import os
 import warnings
 
 import numpy as np
 
-from cifar.dataset import read_test_set
 from cifar.engine.explainer import DEFAULT_LAYER, DEFAULT_METHOD, Explainer
 from cifar.engine.test_set import centre_share, class_means
+from cifar.measure import on_the_test_set
 from cifar.runs.folder import CLASS_HEATMAPS_FIGURE
 
 
@@ -57,16 +55,9 @@ def card_section(value: dict) -> str:
 
 def main(argv=None):
     from cifar.runs.plots import class_heatmaps_figure
-    from cifar.runs.folder import add_measurement, load_run
+    from cifar.runs.folder import add_measurement
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run folder")
-    parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with test.npz (or the file)")
-    args = parser.parse_args(argv)
-    if not args.data_dir:
-        parser.error("where is the test set? --data-dir FOLDER (or set CIFAR10_DIR)")
-    run = load_run(args.run)
-    images, labels = read_test_set(args.data_dir)
+    _, _, run, images, labels = on_the_test_set(__doc__, argv)
     value, means = class_heatmaps(Explainer(run.model), images, labels, run.classes)
     add_measurement(run.path, "class_heatmaps", value, class_heatmaps_figure(means, value), CLASS_HEATMAPS_FIGURE,
                     CARD_HEADING, card_section(value))

@@ -9,15 +9,12 @@ goes into the run folder (metrics.json "corruptions", corruptions.png), its mode
 errors summed over the severities, divided by the reference's; 100% is as good as the reference, lower is better).
 """
 
-import argparse
-import os
-
 import numpy as np
 
 from cifar.engine.corruptions import BENCHMARK, CORRUPTIONS, EXTRA, MISSING, SEVERITIES, corrupt
 from cifar.engine.predict import predict_arrays
+from cifar.measure import on_the_test_set
 from cifar.runs.folder import CORRUPTIONS_FIGURE, add_measurement, load_run
-from cifar.dataset import read_test_set
 
 PER_CLASS = 100  # the subset: the first 100 test images of each class (1,000 images)
 SEED = 0
@@ -79,16 +76,9 @@ def card_section(value: dict) -> str:
 def main(argv=None):
     from cifar.runs.plots import corruption_figure
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run folder")
-    parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with test.npz (or the file)")
-    parser.add_argument("--reference", help="run folder of the standard model, already benchmarked: the corruption "
-                        "error is relative to it")
-    args = parser.parse_args(argv)
-    if not args.data_dir:
-        parser.error("where is the test set? --data-dir FOLDER (or set CIFAR10_DIR)")
-    run = load_run(args.run)
-    images, labels = read_test_set(args.data_dir)
+    parser, args, run, images, labels = on_the_test_set(__doc__, argv, lambda parser: parser.add_argument(
+        "--reference", help="run folder of the standard model, already benchmarked: the corruption error is relative "
+        "to it"))
     chosen = subset(labels)
     value = {"per_class": PER_CLASS, "images": int(len(chosen)), "seed": SEED, "forward": "plain (no TTA)",
              "benchmark_made": [name for name in BENCHMARK if name in CORRUPTIONS], "missing": MISSING,

@@ -7,17 +7,15 @@ writes test_map.npz (the points, and the labels they were made with), metrics.js
 figure test_map.png (coloured by true class) and its section of the model card. The page's Test-set map tab draws it.
 """
 
-import argparse
-import os
 import time
 
 import numpy as np
 
-from cifar.dataset import read_test_set
 from cifar.engine.predict import predict_arrays
 from cifar.engine.test_map import COLOURINGS, TestMap, colouring
 from cifar.files import atomic_write
-from cifar.runs.folder import TEST_MAP_FIGURE, TEST_MAP_FILE, add_measurement, load_run, save_npz
+from cifar.measure import on_the_test_set
+from cifar.runs.folder import TEST_MAP_FIGURE, TEST_MAP_FILE, add_measurement, save_npz
 
 CARD_HEADING = "## The test set as a map"
 # UMAP's settings: its defaults (15 neighbours, min_dist 0.1), Euclidean on the features as the last layer sees them,
@@ -67,14 +65,7 @@ def card_section(value: dict) -> str:
 def main(argv=None):
     import umap
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run folder")
-    parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"), help="folder with test.npz (or the file)")
-    args = parser.parse_args(argv)
-    if not args.data_dir:
-        parser.error("where is the test set? --data-dir FOLDER (or set CIFAR10_DIR)")
-    run = load_run(args.run)
-    images, labels = read_test_set(args.data_dir)
+    _, _, run, images, labels = on_the_test_set(__doc__, argv)
     started = time.perf_counter()
     features = penultimate_features(run.model, images)
     points = reduce_to_map(features)
