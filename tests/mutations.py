@@ -63,8 +63,8 @@ MUTATIONS = {
                                              "for name in models.names}", "for name in models.names[:1]}",
                                              ["tests/test_corruptions.py"]),
     # #23: the page's confidence, its calibration, the baselines and the sanity check.
-    "temperature-not-applied": ("cifar/engine/predict.py", "return (logits / temperature).softmax(1)[0].cpu().numpy()",
-                                "return logits.softmax(1)[0].cpu().numpy()", ["tests/test_app.py"]),
+    "temperature-not-applied": ("cifar/engine/predict.py", "answer = (logits / temperature).softmax(1).cpu().numpy()",
+                                "answer = logits.softmax(1).cpu().numpy()", ["tests/test_app.py"]),
     "temperature-fitted-on-the-reported-half": (
         "cifar/engine/calibration.py", "return calibrate(test_logits[fit], test_labels[fit], test_logits[report]",
         "return calibrate(test_logits[report], test_labels[report], test_logits[report]", ["tests/test_calibration.py"]),

@@ -33,9 +33,10 @@ def app_url():
 def browser():
     from playwright.sync_api import expect, sync_playwright
 
-    # Every check waits up to 30 s (Playwright's default is 5): on a busy 2-core machine one answer can take that
-    # long, and a wait ends as soon as its check holds, so a healthy page costs nothing more.
-    expect.set_options(timeout=30_000)
+    # Every check waits up to 60 s (Playwright's default is 5): on a busy 2-core machine one answer can take that
+    # long (beside the other test worker's heaviest tests, the page's first action took over 30 s), and a wait ends
+    # as soon as its check holds, so a healthy page costs nothing more.
+    expect.set_options(timeout=60_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
@@ -59,7 +60,7 @@ def screenshot(page, name):
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def image_loaded(locator, timeout_ms=30_000) -> bool:
+def image_loaded(locator, timeout_ms=60_000) -> bool:
     """Whether the <img> finishes loading a real picture. Visible is not loaded: on a busy machine the bytes
     can still be on their way when the element shows, so wait for them (a broken image never gets a width)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
