@@ -73,6 +73,24 @@ def image_loaded(locator, timeout_ms=60_000) -> bool:
     return True
 
 
+def brush_stroke(page, editor: str, start: tuple, step, steps: int, wait_ms: int) -> None:
+    """A stroke of the brush on the gr.ImageEditor `editor`: from `start` (shares of its canvas), `steps` moves of
+    `step(canvas box)` pixels each."""
+    from playwright.sync_api import expect
+
+    canvas = page.locator(f"{editor} canvas").first
+    expect(canvas).to_be_visible()
+    page.wait_for_timeout(wait_ms)  # the editor draws the picture it was handed before it takes strokes
+    page.locator(editor).get_by_role("button", name="Brush").first.click()
+    box = canvas.bounding_box()
+    (x, y), (dx, dy) = (box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1]), step(box)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for number in range(1, steps + 1):
+        page.mouse.move(x + dx * number, y + dy * number)
+    page.mouse.up()
+
+
 def test_example_click_shows_prediction_and_heatmap(page):
     from playwright.sync_api import expect
 
@@ -294,17 +312,7 @@ def test_painting_over_the_picture_asks_the_model_again_and_shows_the_heatmap_be
     expect(page.locator("#heatmap img").first).to_be_visible()
     page.locator("#cover-test").get_by_text("Test the heatmap yourself").click()
     page.get_by_role("button", name="Paint on this picture").click()
-    canvas = page.locator("#paint canvas").first
-    expect(canvas).to_be_visible()
-    page.wait_for_timeout(500)  # the editor draws the picture it was handed before it takes strokes
-    page.locator("#paint").get_by_role("button", name="Brush").first.click()
-    box = canvas.bounding_box()
-    x, y = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.3
-    page.mouse.move(x, y)
-    page.mouse.down()
-    for step in range(1, 20):
-        page.mouse.move(x + 6 * step, y + 4 * step)
-    page.mouse.up()
+    brush_stroke(page, "#paint", (0.35, 0.3), lambda box: (6, 4), 19, wait_ms=500)
     page.locator("#covering").get_by_text("what I painted").click()
     page.locator("#cover-run").click()
     text = page.locator("#cover-text")
@@ -328,17 +336,9 @@ def test_painting_an_area_of_the_test_set_map_shows_its_images(page):
     page.get_by_role("tab", name="Test-set map").click()
     # The map as the page opens (coloured by true class): a change of colouring hands the editor a new map, which would
     # wipe a stroke painted before it arrives (each colouring is drawn and checked in test_test_map.py).
-    canvas = page.locator("#map-paint canvas").first
-    expect(canvas).to_be_visible()
-    page.wait_for_timeout(1000)  # the editor draws the map it was handed before it takes strokes
-    page.locator("#map-paint").get_by_role("button", name="Brush").first.click()
-    box = canvas.bounding_box()
-    x, y = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    for step in range(1, 40):  # a diagonal across the map, through several clusters
-        page.mouse.move(x + step * box["width"] * 0.015, y + step * box["height"] * 0.015)
-    page.mouse.up()
+    # A diagonal across the map, through several clusters.
+    brush_stroke(page, "#map-paint", (0.2, 0.2), lambda box: (box["width"] * 0.015, box["height"] * 0.015), 39,
+                 wait_ms=1000)
     page.locator("#map-show").click()
     summary = page.locator("#map-summary")
     expect(summary).to_contain_text("test images in the area", timeout=60_000)

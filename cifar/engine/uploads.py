@@ -20,7 +20,8 @@ MOST_PICTURES = 300  # per request, files and ZIP members together: a few hundre
 MOST_BYTES = MAX_BYTES  # a ZIP member expands to at most what one picture may be
 MOST_ZIP_BYTES = 500_000_000  # all of one ZIP's members together, expanded
 # What a ZIP made on a Mac or by a file manager holds besides the pictures: skipped without a word.
-NOT_PICTURES = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
+SKIPPED_FOLDER = "__MACOSX/"
+SKIPPED_NAMES = (".DS_Store", "Thumbs.db", "desktop.ini")
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,9 @@ def zip_members(path, folder: Path, refusals: list):
 
 
 def skipped(name: str) -> bool:
-    return name.startswith(NOT_PICTURES[0]) or PurePosixPath(name).name in NOT_PICTURES[1:] or \
-        PurePosixPath(name).name.startswith("._")
+    """A member that is no picture of the user's: a Mac's resource forks (__MACOSX/, ._NAME), a folder's index."""
+    base = PurePosixPath(name).name
+    return name.startswith(SKIPPED_FOLDER) or base in SKIPPED_NAMES or base.startswith("._")
 
 
 def unsafe(info: zipfile.ZipInfo) -> str | None:

@@ -42,6 +42,12 @@ def model_input(image) -> tuple[np.ndarray, np.ndarray]:
         raise gr.Error(str(error)) from None
 
 
+def painted_mask(editor) -> np.ndarray | None:
+    """The strokes painted in a gr.ImageEditor (its value), as one mask of the canvas' size; None if it has none."""
+    layers = (editor or {}).get("layers") or []
+    return np.max(np.stack(layers), 0) if layers else None
+
+
 def check_choice(what: str, value, choices) -> None:
     if value not in choices:
         raise gr.Error(f"Unknown {what} {value!r}: choose one of {', '.join(map(str, choices))}.")

@@ -49,6 +49,9 @@ class Gpu:
 
 QUICK = Gpu(f"{GPU_SECONDS['quick']} s", lambda tab, arguments: GPU_SECONDS["quick"])
 COSTLY = Gpu(f"{GPU_SECONDS['costly']} s", lambda tab, arguments: GPU_SECONDS["costly"])
+# Pictures in bulk: hundreds of pictures' heatmaps and ROAD scores in one request; nothing without files.
+BY_FILES = Gpu(f"{GPU_SECONDS['costly']} s",
+               lambda tab, arguments: GPU_SECONDS["costly"] if arguments["files"] else None)
 BY_METHOD = Gpu(f"{GPU_SECONDS['quick']} s; {GPU_SECONDS['costly']} s for {', '.join(COSTLY_METHODS)}",
                 lambda tab, arguments: GPU_SECONDS["costly" if arguments["method"] in COSTLY_METHODS else "quick"])
 

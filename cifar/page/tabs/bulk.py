@@ -15,7 +15,7 @@ from cifar.engine.cam import METHODS
 from cifar.engine.pictures import overlay
 from cifar.engine.uploads import MOST_PICTURES, read_uploads
 from cifar.page.controls import METHOD_INFO, PREDICTED, check_choice, check_heatmap
-from cifar.page.endpoints import GPU_SECONDS, Gpu, endpoint
+from cifar.page.endpoints import BY_FILES, endpoint
 from cifar.page.image_files import ROAD_MEANING, archive_file, image_file
 from cifar.page.served import ServedModels
 
@@ -23,8 +23,6 @@ SORTS = ("file order", "most confident first", "least confident first")
 MOST_COSTLY = 10  # pictures a costly method explains in one request: seconds each
 COLUMNS = ["file", "prediction", "confidence", "runner-up", "runner-up confidence", "ROAD"]
 REFUSAL_COLUMNS = ["file", "why it was refused"]
-# On ZeroGPU: the bound of a costly request (hundreds of pictures' heatmaps and ROAD scores); nothing without files.
-MANY = Gpu(f"{GPU_SECONDS['costly']} s", lambda tab, arguments: GPU_SECONDS["costly"] if arguments["files"] else None)
 
 
 @dataclass
@@ -77,23 +75,24 @@ class BulkTab:
             order = np.argsort(-probabilities.max(1) if sort == SORTS[1] else probabilities.max(1), kind="stable")
         return served, Answers([pictures[i] for i in order], probabilities[order], maps[order], road[order], refusals)
 
-    @endpoint(MANY)
+    @endpoint(BY_FILES)
     def bulk(self, files, method: str = DEFAULT_METHOD, layer: str = DEFAULT_LAYER, sort: str = SORTS[0],
              opacity: float = 0.5, model: str | None = None):
         """Many pictures at once (up to 300: picture files, or ZIPs of them): a table of each one's file, top
         prediction, calibrated confidence, runner-up and the ROAD score of its heatmap; a gallery of the heatmaps of
         each top class; the files refused, each with the reason; and a summary."""
         served, answers = self._answer(files, method, layer, sort, opacity, model)
+        rows = answers.rows(served.classes)
         gallery = [(image_file(overlay(picture.display, heatmap, opacity)),
                     f"{row[0]}: {row[1]} {100 * row[2]:.0f}% · ROAD {row[5]:+.2f}")
-                   for picture, heatmap, row in zip(answers.pictures, answers.maps, answers.rows(served.classes))]
+                   for picture, heatmap, row in zip(answers.pictures, answers.maps, rows)]
         refused = [[refusal.name, refusal.reason] for refusal in answers.refusals]
         summary = (f"{len(answers.pictures)} pictures answered, {len(refused)} files refused. Heatmaps: {method} at "
                    f"`{layer}`, each for its top class; confidence "
                    f"{'calibrated' if served.temperature else 'raw softmax'}; sorted by {sort}.")
-        return answers.rows(served.classes), gallery, refused, summary
+        return rows, gallery, refused, summary
 
-    @endpoint(MANY)
+    @endpoint(BY_FILES)
     def bulk_export(self, files, method: str = DEFAULT_METHOD, layer: str = DEFAULT_LAYER, sort: str = SORTS[0],
                     opacity: float = 0.5, model: str | None = None) -> str:
         """What bulk answers, as a ZIP in the Test set tab's form: images and heatmaps (PNG and .npy) under numbers in
@@ -111,7 +110,7 @@ class BulkTab:
             np.zeros((0, 32, 32, 3), np.uint8)
         return archive_file(export_zip(names, images, answers.maps, rows, manifest), "pictures")
 
-    @endpoint(MANY, api=False)
+    @endpoint(BY_FILES, api=False)
     def resort(self, files, method, layer, sort, opacity, model=None):
         """The page's change of order: the pictures answered again in the new order; nothing before an upload."""
         if not files:

@@ -11,7 +11,8 @@ import PIL.Image
 from cifar.engine.explainer import DEFAULT_LAYER, DEFAULT_METHOD, METRICS
 from cifar.engine.faithfulness import covered, heatmap_cover
 from cifar.engine.pictures import DISPLAY_SIZE, INPUT_SIZE, BadImage, enlarge, load_image, overlay
-from cifar.page.controls import PREDICTED, UploadedImage, check_choice, check_heatmap, model_input
+from cifar.page.controls import (PREDICTED, UploadedImage, check_choice, check_heatmap, model_input,
+                                  painted_mask)
 from cifar.page.endpoints import BY_METHOD, QUICK, endpoint
 from cifar.page.image_files import image_file
 from cifar.measure.metrics_table import means
@@ -120,9 +121,8 @@ class HeatmapTestTab:
     @endpoint(BY_METHOD, api=False)
     def cover_painted(self, image, layer, target, method, covering, editor, opacity, model=None):
         """The page's button: /cover with the brush's strokes (the editor's layers) as the painted mask."""
-        layers = (editor or {}).get("layers") or []
-        painted = np.max(np.stack(layers), 0) if covering == PAINTED and layers else None
-        return self.cover(image, layer, target, method, covering, painted, opacity, model)
+        mask = painted_mask(editor) if covering == PAINTED else None
+        return self.cover(image, layer, target, method, covering, mask, opacity, model)
 
     @endpoint(None, api=False)
     def paint_here(self, image):

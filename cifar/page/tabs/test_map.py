@@ -13,7 +13,7 @@ from cifar.engine.calibration import scaled_probabilities
 from cifar.engine.cam import METHODS
 from cifar.engine.explainer import DEFAULT_LAYER, DEFAULT_METHOD, LAYERS, MISTAKE_SIDES
 from cifar.engine.test_map import COLOURINGS, MAP_SIZE, TestMap, colouring
-from cifar.page.controls import check_choice
+from cifar.page.controls import check_choice, painted_mask
 from cifar.page.endpoints import BY_METHOD, endpoint
 from cifar.page.image_files import image_file
 from cifar.page.served import ServedModels
@@ -36,6 +36,13 @@ class MapOfRun:
         self.confidence = scaled_probabilities(logits, temperature).max(1)
         if served.test_set is not None and not np.array_equal(served.test_set.labels, self.labels):
             raise TestSetError(f"the map of {served.name} was made on another test set than the one given")
+        self.drawn = {}  # colouring -> the drawn map: the same points and answers always draw the same picture
+
+    def chosen(self, indices: np.ndarray, count: float) -> np.ndarray:
+        """The first `count` of those test images to show: mistakes first (what a map is looked at for), each group
+        in test-set order."""
+        wrong = self.predicted[indices] != self.labels[indices]
+        return np.concatenate([indices[wrong], indices[~wrong]])[:int(count)]
 
 
 class TestMapTab:
@@ -66,18 +73,17 @@ class TestMapTab:
         other = self._other(served.name)
         if colour_by == COLOURINGS[4] and other is None:
             raise gr.Error("Where the models disagree needs a second model with a map: start the app with two.")
-        colours = colouring(colour_by, served.classes, mapped.labels, mapped.predicted, mapped.confidence,
-                            other and self.maps[other].predicted, other or "")
-        return image_file(mapped.map.draw(colours), exact=True)
+        if colour_by not in mapped.drawn:
+            mapped.drawn[colour_by] = mapped.map.draw(colouring(
+                colour_by, served.classes, mapped.labels, mapped.predicted, mapped.confidence,
+                other and self.maps[other].predicted, other or ""))
+        return image_file(mapped.drawn[colour_by], exact=True)
 
     def _area(self, indices, method, layer, side, count, opacity, model) -> tuple:
         """(gallery, summary, indices of those shown) for the test images at `indices` of the model's map."""
         served, mapped = self._map_of(model)
         check_shown(method, layer, side, count, opacity)
-        wrong = mapped.predicted[indices] != mapped.labels[indices]
-        # Mistakes first (what a map is looked at for), each group in test-set order.
-        ordered = np.concatenate([indices[wrong], indices[~wrong]])
-        shown = ordered[:int(count)]
+        shown = mapped.chosen(indices, count)
         summary = self._summary(served, mapped, indices, len(shown))
         if served.test_set is None:
             return [], summary + "\n\nStart the app with `--test-set` to see these images and their heatmaps.", \
@@ -129,8 +135,9 @@ class TestMapTab:
         served, mapped = self._map_of(model)
         if served.test_set is None:
             raise gr.Error("Exporting the pictures needs the test set: start the app with --test-set.")
-        _, _, shown = self._area(select(mapped), method, layer, side, count, opacity, model)
-        return export_file(served, np.asarray(shown, np.int64), method, layer, side,
+        check_shown(method, layer, side, count, opacity)
+        shown = mapped.chosen(select(mapped), count)
+        return export_file(served, shown, method, layer, side,
                            {**described, "order": "mistakes first, then test-set order", "count": int(count),
                             "exported": len(shown)})
 
@@ -139,12 +146,12 @@ class TestMapTab:
     def show_painted(self, editor, method, layer, side, count, opacity, model=None):
         """The page's button: the test images under the strokes painted on the map."""
         _, mapped = self._map_of(model)
-        return self._area(mapped.map.under(painted(editor)), method, layer, side, count, opacity, model)
+        return self._area(mapped.map.under(painted_area(editor)), method, layer, side, count, opacity, model)
 
     @endpoint(BY_METHOD, api=False)
     def export_painted(self, editor, method, layer, side, count, opacity, model=None) -> str:
         """The page's export button: what show_painted shows, as a ZIP."""
-        return self._export(lambda mapped: mapped.map.under(painted(editor)), {"area": "painted on the page"},
+        return self._export(lambda mapped: mapped.map.under(painted_area(editor)), {"area": "painted on the page"},
                             method, layer, side, count, opacity, model)
 
     @endpoint(None, api=False)
@@ -197,9 +204,9 @@ class TestMapTab:
             endpoints.on(change, "paint_on", [colour_by, page.model], editor)
 
 
-def painted(editor) -> np.ndarray:
-    """The strokes painted in the editor, as one mask of the map's size (none painted: a message)."""
-    layers = (editor or {}).get("layers") or []
-    if not layers or not np.any(np.max(np.stack(layers), 0)):
+def painted_area(editor) -> np.ndarray:
+    """The strokes painted on the map, as one mask of its size (none painted: a message)."""
+    mask = painted_mask(editor)
+    if mask is None or not mask.any():
         raise gr.Error("Paint over an area of the map first (the brush), then press Show.")
-    return np.max(np.stack(layers), 0)
+    return mask
